@@ -1,0 +1,94 @@
+"""Command-line options shared by the three programs, and their environment.
+
+Precedence is the command line, then an environment variable named after the
+option (``PACSQUERY_PACS_HOST`` for ``--pacs-host``), then the built-in default.
+The environment is applied by putting its values on the command line *before*
+the user's own arguments, so that argparse's last-one-wins keeps the user's
+word, and the parser's defaults (which ``chris_plugin_info`` prints) stay the
+built-in ones.
+"""
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from pacscommon.network import Peer, Timeouts, check_ae_title, check_port
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SKIP = {"help", "saveinputmeta", "saveoutputmeta"}
+
+
+def env_name(prefix: str, dest: str) -> str:
+    """Return the environment variable for option ``dest``."""
+    return f"{prefix}_{dest.upper()}"
+
+
+def environment_args(
+    parser: argparse.ArgumentParser, prefix: str, environ: Mapping[str, str]
+) -> list[str]:
+    """Return the arguments that the environment variables in ``environ`` stand for."""
+    args: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in _SKIP:
+            continue
+        value = environ.get(env_name(prefix, action.dest))
+        if value is None:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            if value.strip().lower() in _TRUE:
+                args.append(flag)
+            elif value.strip().lower() not in _FALSE:
+                parser.error(f"{env_name(prefix, action.dest)}={value!r}: use 1 or 0")
+        else:
+            args.append(f"{flag}={value}")
+    return args
+
+
+def apply_environment(
+    parser: argparse.ArgumentParser, prefix: str, argv: list[str]
+) -> list[str]:
+    """Return ``argv`` with the program's environment variables put first."""
+    return environment_args(parser, prefix, os.environ) + argv
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Add where the PACS is, what the AEs are called, and the timeouts."""
+    add = parser.add_argument
+    add("--serverIP", "--pacs-host", dest="pacs_host", type=str,
+        default="127.0.0.1", help="host name or address of the PACS")  # fmt: skip
+    add("--serverPort", "--pacs-port", dest="pacs_port", type=int, default=4242,
+        help="DICOM port of the PACS")  # fmt: skip
+    add("--aec", "--called-aet", dest="called_aet", type=str, default="ORTHANC",
+        help="AE title of the PACS (the called AE)")  # fmt: skip
+    add("--aet", "--calling-aet", dest="calling_aet", type=str,
+        default="CHRISLOCAL", help="our AE title (the calling AE), as the PACS "
+        "knows it")  # fmt: skip
+    add("--connect-timeout", dest="connect_timeout", type=float, default=10.0,
+        help="seconds to wait for the TCP connection")  # fmt: skip
+    add("--dimse-timeout", dest="dimse_timeout", type=float, default=60.0,
+        help="seconds to wait for each answer from the PACS")  # fmt: skip
+    add("--log-level", dest="log_level", type=str, default="INFO",
+        help="DEBUG, INFO, WARNING or ERROR")  # fmt: skip
+
+
+def peer_from(options: argparse.Namespace) -> Peer:
+    """Return the PACS the options name, checked."""
+    return Peer(
+        host=options.pacs_host,
+        port=check_port(options.pacs_port, "--pacs-port"),
+        called_aet=check_ae_title(options.called_aet, "--called-aet"),
+        calling_aet=check_ae_title(options.calling_aet, "--calling-aet"),
+    )
+
+
+def timeouts_from(options: argparse.Namespace) -> Timeouts:
+    """Return the timeouts the options name."""
+    dimse = float(options.dimse_timeout)
+    return Timeouts(
+        connect=float(options.connect_timeout),
+        acse=max(dimse, 30.0),
+        dimse=dimse,
+        network=max(dimse, 60.0),
+    )

@@ -1,0 +1,91 @@
+"""The results file: the rows pacsquery writes and pacsretrieve reads.
+
+``success.txt`` is a JSON object whose ``data`` is a flat list of series rows;
+each row maps a DICOM keyword to ``{"label", "tag", "value"}`` and has a
+``uid`` entry holding its position. The flat JSON list that ChRIS's newer query
+plugin writes (one object per series, keyword to value) is read too.
+"""
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydicom.datadict import tag_for_keyword
+
+from pacscommon.errors import ResultsFileError
+
+SUCCESS_FILE = "success.txt"
+ERROR_FILE = "error.txt"
+
+
+def tag_text(keyword: str) -> str:
+    """Return a keyword's tag as ``gggg,eeee`` in lower-case hex."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"{keyword} is not a DICOM keyword")
+    return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
+
+
+def encode_rows(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Return rows of keyword to text as the ``data`` list of ``success.txt``."""
+    data = []
+    for position, row in enumerate(rows):
+        item: dict[str, Any] = {
+            kw: {"label": kw, "tag": tag_text(kw), "value": value}
+            for kw, value in row.items()
+        }
+        item["uid"] = {"label": "uid", "tag": 0, "value": position}
+        data.append(item)
+    return data
+
+
+def load_rows(path: Path) -> list[dict[str, str]]:
+    """Read a results file of either format into rows of keyword to text."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError as exc:
+        raise ResultsFileError(
+            f"results file {path} not found; run pacsquery first, or name the "
+            "file with --series-file"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"results file {path} cannot be read: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(
+            f"results file {path} is not valid JSON ({exc.msg} at line "
+            f"{exc.lineno}); rerun pacsquery to write it again"
+        ) from exc
+    return _rows_of(document, path)
+
+
+def _rows_of(document: Any, path: Path) -> list[dict[str, str]]:
+    """Return the rows of a parsed results document, or say what is wrong."""
+    if isinstance(document, list):
+        items = document
+    elif isinstance(document, dict) and isinstance(document.get("data"), list):
+        items = document["data"]
+    else:
+        raise ResultsFileError(
+            f"results file {path} holds neither a 'data' list nor a list of "
+            "series; is it a pacsquery results file?"
+        )
+    rows = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ResultsFileError(f"results file {path}: row {n} is not an object")
+        rows.append({str(k): _text_of(v) for k, v in item.items()})
+    return rows
+
+
+def _text_of(value: Any) -> str:
+    """Return the text of a row's value, in either format."""
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "\\".join(_text_of(v) for v in value)
+    return str(value)

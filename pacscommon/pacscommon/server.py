@@ -1,0 +1,76 @@
+"""Run the storage engine as a DICOM storage SCP."""
+
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from pacscommon.errors import OperationError
+from pacscommon.handlers import StorageHandlers
+from pacscommon.network import NODELAY_HANDLERS
+from pacscommon.storage import StorageEngine
+
+logger = logging.getLogger(__name__)
+
+# Large enough that a PDU costs few trips through pynetdicom's Python loops,
+# small enough that one PDU costs little memory.
+DEFAULT_MAX_PDU = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the storage SCP presents itself and what it accepts."""
+
+    aet: str
+    port: int
+    bind: str = "0.0.0.0"
+    max_pdu: int = DEFAULT_MAX_PDU
+    max_associations: int = 64
+    require_called_aet: bool = False
+    allowed_calling_aets: tuple[str, ...] = ()
+
+
+def build_ae(config: ServerConfig) -> AE:
+    """Return an AE that accepts every storage SOP class and C-ECHO."""
+    # Every storage, private or unknown SOP class is accepted in the transfer
+    # syntax the sender proposes first, and data sets stream to files.
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    ae = AE(ae_title=config.aet)
+    ae.add_supported_context(Verification)
+    ae.maximum_pdu_size = config.max_pdu
+    ae.maximum_associations = config.max_associations
+    ae.require_called_aet = config.require_called_aet
+    ae.require_calling_aet = list(config.allowed_calling_aets)
+    ae.dimse_timeout = 120
+    ae.network_timeout = 300
+    return ae
+
+
+def start_server(
+    engine: StorageEngine, config: ServerConfig
+) -> ThreadedAssociationServer:
+    """Start serving in background threads; raise if the port cannot be had."""
+    engine.prepare()
+    handlers = StorageHandlers(engine)
+    ae = build_ae(config)
+    try:
+        server = ae.start_server(
+            (config.bind, config.port),
+            block=False,
+            evt_handlers=cast(Any, handlers.bindings() + list(NODELAY_HANDLERS)),
+        )
+    except OSError as exc:
+        raise OperationError(
+            f"cannot listen on {config.bind}:{config.port}: {exc.strerror}; "
+            "choose a free port or stop what holds it"
+        ) from exc
+    if server is None:
+        raise OperationError(f"storage SCP on port {config.port} did not start")
+    logger.info(
+        "storage SCP %s listening on %s:%d", config.aet, config.bind, config.port
+    )
+    return server

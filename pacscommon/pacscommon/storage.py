@@ -1,0 +1,212 @@
+"""The storage engine: name, place and index each instance a sender stores.
+
+pynetdicom streams every received data set to a temporary Part-10 file (its
+``STORE_RECV_CHUNKED_DATASET`` mode), which this engine keeps in
+``<data>/.incoming/`` so that it is on the same filesystem as the tree. Storing
+an instance then means reading the few attributes the layout needs (never the
+pixel data) and renaming the file into its series folder: the bytes written are
+the bytes received, and a file appears whole or not at all.
+"""
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from pacscommon.dicomtext import element_text
+from pacscommon.errors import InputError
+from pacscommon.index import (
+    INCOMING_DIR,
+    INDEX_DIR,
+    SeriesEntry,
+    create_entry,
+    read_entry,
+)
+from pacscommon.layout import fit_component, instance_name, sanitize, series_path
+
+logger = logging.getLogger(__name__)
+
+# The attributes the layout and the index need.
+LAYOUT_KEYWORDS = (
+    "SpecificCharacterSet",
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "StudyDescription",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "SeriesInstanceUID",
+    "InstanceNumber",
+    "SOPInstanceUID",
+)
+
+
+class InstanceRejected(Exception):
+    """An instance that cannot be stored, with the status to answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# PS3.4 B.2.3: C-STORE statuses
+STORE_SUCCESS = 0x0000
+STORE_OUT_OF_RESOURCES = 0xA700
+STORE_CANNOT_UNDERSTAND = 0xC000
+STORE_MISMATCH = 0xA900  # data set does not match SOP class
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """What became of one stored instance."""
+
+    SeriesInstanceUID: str
+    SOPInstanceUID: str
+    path: Path
+    duplicate: bool
+
+
+class StorageEngine:
+    """Write received instances into a data directory's series tree."""
+
+    def __init__(
+        self, data_dir: Path, prefix_by_aet: bool = False, fsync: bool = False
+    ):
+        self.data_dir = data_dir
+        self.incoming = data_dir / INCOMING_DIR
+        self.prefix_by_aet = prefix_by_aet
+        self.fsync = fsync
+        self._series: dict[str, SeriesEntry] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Make the data directory ready, or raise an input error saying why."""
+        try:
+            for folder in (self.data_dir, self.incoming, self.data_dir / INDEX_DIR):
+                folder.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.incoming)
+            probe.close()
+        except OSError as exc:
+            raise InputError(
+                f"data directory {self.data_dir} cannot be written: "
+                f"{exc.strerror}; give a writable directory"
+            ) from exc
+        removed = self.sweep_incoming()
+        if removed:
+            logger.warning("removed %d unfinished files left in .incoming", removed)
+        # NOTE: pynetdicom names its temporary files with the tempfile module;
+        # pointing that module here keeps every partial file on this
+        # filesystem, where a rename makes it whole and a sweep finds leftovers.
+        tempfile.tempdir = str(self.incoming)
+
+    def sweep_incoming(self) -> int:
+        """Remove files left in ``.incoming`` by a run that was killed."""
+        removed = 0
+        for leftover in self.incoming.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def store(self, received: Path, calling_aet: str = "") -> StoredInstance:
+        """Move a received Part-10 file into its series folder."""
+        attrs = read_layout_attributes(received)
+        uid = attrs.get("SeriesInstanceUID") or ""
+        sop_uid = attrs.get("SOPInstanceUID") or ""
+        if not uid.strip(" \x00") or not sop_uid.strip(" \x00"):
+            raise InstanceRejected(
+                "data set has no SeriesInstanceUID or SOPInstanceUID",
+                STORE_CANNOT_UNDERSTAND,
+            )
+        entry = self._series_entry(attrs, calling_aet)
+        folder = self.data_dir / entry.path
+        target = folder / instance_name(attrs)
+        duplicate = target.exists()
+        if self.fsync:
+            _fsync_file(received)
+        self._place(received, target)
+        return StoredInstance(uid, sop_uid, target, duplicate)
+
+    def _place(self, received: Path, target: Path) -> None:
+        """Rename ``received`` to ``target``, making the folder if it went away."""
+        try:
+            os.replace(received, target)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(received, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    def _series_entry(
+        self, attrs: dict[str, str | None], calling_aet: str
+    ) -> SeriesEntry:
+        """Return the index entry of the instance's series, making it if new."""
+        uid = (attrs.get("SeriesInstanceUID") or "").strip(" \x00")
+        with self._lock:
+            known = self._series.get(uid)
+            if known is not None:
+                return known
+            entry = read_entry(self.data_dir, uid)
+            if entry is None:
+                entry = self._new_series(attrs, uid, calling_aet)
+            self._series[uid] = entry
+            return entry
+
+    def _new_series(
+        self, attrs: dict[str, str | None], uid: str, calling_aet: str
+    ) -> SeriesEntry:
+        """Make the folder of a series first seen now, and its index entry."""
+        relative = series_path(attrs).relative
+        if self.prefix_by_aet:
+            relative = fit_component(sanitize(calling_aet) or "_") / relative
+        (self.data_dir / relative).mkdir(parents=True, exist_ok=True)
+        entry = SeriesEntry(
+            SeriesInstanceUID=uid,
+            StudyInstanceUID=(attrs.get("StudyInstanceUID") or "").strip(" \x00"),
+            path=relative.as_posix(),
+        )
+        entry = create_entry(self.data_dir, entry)
+        logger.info("new series %s", uid)
+        logger.debug("series %s folder %s", uid, entry.path)
+        return entry
+
+
+def read_layout_attributes(path: Path) -> dict[str, str | None]:
+    """Read the attributes the layout needs from a Part-10 file, not its pixels."""
+    try:
+        ds = dcmread(
+            path,
+            stop_before_pixels=True,
+            specific_tags=list(LAYOUT_KEYWORDS),
+            defer_size=1024,
+        )
+        return {kw: element_text(ds, kw) for kw in LAYOUT_KEYWORDS[1:]}
+    except (InvalidDicomError, ValueError, TypeError, EOFError, OSError) as exc:
+        raise InstanceRejected(
+            f"data set cannot be parsed: {exc}", STORE_CANNOT_UNDERSTAND
+        ) from exc
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

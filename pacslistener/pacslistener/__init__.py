@@ -1,0 +1,3 @@
+"""pacslistener: a storage SCP that writes series into ChRIS's folder layout."""
+
+__version__ = "0.1.0"
