@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
+
 from corpus import Corpus, pixel_data_bytes
 from listener import Listener, program
 from orthanc import OrthancServer, SeriesTruth, free_port
-from pydicom import dcmread
-
 from pacscommon.results import SUCCESS_FILE, encode_rows
 from pacsretrieve.main import main, parser
 
@@ -59,8 +59,15 @@ def run(
     inputdir, outputdir = tmp / "in", tmp / "out"
     inputdir.mkdir(exist_ok=True)
     options = parser.parse_args(
-        ["--pacs-port", str(orthanc.dicom_port), "--data-location",
-         str(listener.data_dir), "--wait-timeout", "10", *args]  # fmt: skip
+        [
+            "--pacs-port",
+            str(orthanc.dicom_port),
+            "--data-location",
+            str(listener.data_dir),
+            "--wait-timeout",
+            "10",
+            *args,
+        ]  # fmt: skip
     )
     return main(options, inputdir, outputdir), outputdir
 
@@ -73,9 +80,7 @@ def received_files(outputdir: Path) -> dict[str, Path]:
     return files
 
 
-def check_series_arrived(
-    truth: SeriesTruth, outputdir: Path, corpus: Corpus
-) -> None:
+def check_series_arrived(truth: SeriesTruth, outputdir: Path, corpus: Corpus) -> None:
     """Assert every instance of a series is in the output, pixels unchanged."""
     files = received_files(outputdir)
     originals = {c.SOPInstanceUID: c for c in corpus}
@@ -175,7 +180,9 @@ def test_second_run_replaces_not_duplicates(
 
 def error_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
     """Return the ``error:`` lines written on stderr."""
-    return [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    return [
+        ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")
+    ]
 
 
 def test_missing_results_file(
