@@ -7,14 +7,26 @@ mode); with ``--import-mode=importlib`` set ``pythonpath = ["tests"]``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
+import chris_plugin._registration
 import pytest
 
 from corpus import Corpus, build_corpus
 from orthanc import LISTENER_AET, SELF_AET, OrthancServer, free_port
 
 __all__ = ["free_port"]
+
+
+# NOTE: chris_plugin 0.4 keeps one decorated main per process, as a plugin
+# image has one; the tests import both plugins, so each registration replaces
+# the last. Remove once chris_plugin allows several.
+def _register_latest(details: chris_plugin._registration.PluginDetails) -> None:
+    chris_plugin._registration._memory[:] = [details]
+
+
+sys.modules["chris_plugin.chris_plugin"].register = _register_latest
 
 
 @pytest.fixture(scope="session")

@@ -33,21 +33,46 @@ parser = ArgumentParser(
     f"{ENV_PREFIX}_<OPTION> environment variables."
 )
 add_connection_options(parser)
-parser.add_argument("--aetListener", "--move-destination", dest="move_destination",
-    type=str, default="CHRISLOCAL",
-    help="AE title the PACS sends the series to (the listener's)")  # fmt: skip
-parser.add_argument("--dataLocation", "--data-location", dest="data_location",
-    type=str, default="/data",
-    help="the listener's data directory, as this program sees it")  # fmt: skip
-parser.add_argument("--seriesUIDS", "--series", dest="series", type=str, default="",
+parser.add_argument(
+    "--aetListener",
+    "--move-destination",
+    dest="move_destination",
+    type=str,
+    default="CHRISLOCAL",
+    help="AE title the PACS sends the series to (the listener's)",
+)
+parser.add_argument(
+    "--dataLocation",
+    "--data-location",
+    dest="data_location",
+    type=str,
+    default="/data",
+    help="the listener's data directory, as this program sees it",
+)
+parser.add_argument(
+    "--seriesUIDS",
+    "--series",
+    dest="series",
+    type=str,
+    default="",
     help="rows to pull: numbers, ranges A-B, SeriesInstanceUIDs, "
-    "comma-separated; empty for every row")  # fmt: skip
-parser.add_argument("--seriesFile", "--series-file", dest="series_file", type=str,
-    default="", help="results file to read, relative to the input directory; "
-    "default success.txt")  # fmt: skip
-parser.add_argument("--wait-timeout", dest="wait_timeout", type=float, default=60.0,
-    help="seconds to wait with no new instance on disk after the PACS's "
-    "answer")  # fmt: skip
+    "comma-separated; empty for every row",
+)
+parser.add_argument(
+    "--seriesFile",
+    "--series-file",
+    dest="series_file",
+    type=str,
+    default="",
+    help="results file to read, relative to the input directory; default success.txt",
+)
+parser.add_argument(
+    "--wait-timeout",
+    dest="wait_timeout",
+    type=float,
+    default=60.0,
+    help="seconds to wait with no new instance on disk after the PACS's answer",
+)
 
 
 def plan_from(options: Namespace, outputdir: Path) -> PullPlan:

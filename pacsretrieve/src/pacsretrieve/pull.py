@@ -7,7 +7,14 @@ from pathlib import Path
 from pynetdicom import Association
 
 from pacscommon.errors import AssociationAborted, StatusError
-from pacscommon.network import Peer, Timeouts, associate, make_ae, release
+from pacscommon.network import (
+    Peer,
+    Timeouts,
+    associate,
+    keep_responses_for_requests,
+    make_ae,
+    release,
+)
 from pacsretrieve.arrival import wait_for
 from pacsretrieve.move import MOVE_MODEL, send_move
 from pacsretrieve.output import copy_series
@@ -36,6 +43,7 @@ def move_all(
     ae = make_ae(plan.peer.calling_aet, plan.timeouts)
     ae.add_requested_context(MOVE_MODEL)
     assoc = associate(ae, plan.peer)
+    keep_responses_for_requests(assoc)
     try:
         _move_each(assoc, plan, requests, report)
     finally:

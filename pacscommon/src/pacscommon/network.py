@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pynetdicom.ae
 from pynetdicom import AE, Association, evt
-from pynetdicom.transport import AssociationSocket
 from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import AssociationSocket
 
 from pacscommon.errors import (
     AssociationAborted,
@@ -199,3 +199,30 @@ def release(assoc: Association) -> None:
         except Exception:  # noqa: BLE001 - teardown must not mask the real error
             logger.debug("release failed; aborting", exc_info=True)
             assoc.abort()
+
+
+def keep_responses_for_requests(assoc: Association) -> None:
+    """Stop an SCU association's reactor from taking DIMSE messages off its queue.
+
+    Call it once, right after the association is established, on an association
+    that only sends requests (C-FIND, C-MOVE, C-GET) and never serves the peer's.
+    """
+    # NOTE: pynetdicom 3.0.4's reactor polls the DIMSE queue with
+    # get_msg(block=False) and tells send_*() it has paused by a flag it sets
+    # *before* waiting at its checkpoint. A send_*() that reads the flag just
+    # after the reactor passed the checkpoint sends its request while the
+    # reactor is about to poll, and the reactor takes the first response and
+    # drops it ("Received unexpected C-FIND service message", pynetdicom issue
+    # #875): a match silently lost, or, if it was the final response, a wait
+    # until the DIMSE timeout. The send_*() methods read with block=True, and
+    # the C-STORE requests of a C-GET are read by send_c_get itself, so an SCU's
+    # reactor has no message of its own to take. Remove once pynetdicom pauses
+    # its reactor without that race.
+    take = assoc.dimse.get_msg
+
+    def get_msg(block: bool = False) -> tuple[int | None, object]:
+        if not block:
+            return None, None
+        return take(block)
+
+    assoc.dimse.get_msg = get_msg  # type: ignore[method-assign,assignment]

@@ -56,21 +56,59 @@ def apply_environment(
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """Add where the PACS is, what the AEs are called, and the timeouts."""
     add = parser.add_argument
-    add("--serverIP", "--pacs-host", dest="pacs_host", type=str,
-        default="127.0.0.1", help="host name or address of the PACS")  # fmt: skip
-    add("--serverPort", "--pacs-port", dest="pacs_port", type=int, default=4242,
-        help="DICOM port of the PACS")  # fmt: skip
-    add("--aec", "--called-aet", dest="called_aet", type=str, default="ORTHANC",
-        help="AE title of the PACS (the called AE)")  # fmt: skip
-    add("--aet", "--calling-aet", dest="calling_aet", type=str,
-        default="CHRISLOCAL", help="our AE title (the calling AE), as the PACS "
-        "knows it")  # fmt: skip
-    add("--connect-timeout", dest="connect_timeout", type=float, default=10.0,
-        help="seconds to wait for the TCP connection")  # fmt: skip
-    add("--dimse-timeout", dest="dimse_timeout", type=float, default=60.0,
-        help="seconds to wait for each answer from the PACS")  # fmt: skip
-    add("--log-level", dest="log_level", type=str, default="INFO",
-        help="DEBUG, INFO, WARNING or ERROR")  # fmt: skip
+    add(
+        "--serverIP",
+        "--pacs-host",
+        dest="pacs_host",
+        type=str,
+        default="127.0.0.1",
+        help="host name or address of the PACS",
+    )
+    add(
+        "--serverPort",
+        "--pacs-port",
+        dest="pacs_port",
+        type=int,
+        default=4242,
+        help="DICOM port of the PACS",
+    )
+    add(
+        "--aec",
+        "--called-aet",
+        dest="called_aet",
+        type=str,
+        default="ORTHANC",
+        help="AE title of the PACS (the called AE)",
+    )
+    add(
+        "--aet",
+        "--calling-aet",
+        dest="calling_aet",
+        type=str,
+        default="CHRISLOCAL",
+        help="our AE title (the calling AE), as the PACS knows it",
+    )
+    add(
+        "--connect-timeout",
+        dest="connect_timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the TCP connection",
+    )
+    add(
+        "--dimse-timeout",
+        dest="dimse_timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each answer from the PACS",
+    )
+    add(
+        "--log-level",
+        dest="log_level",
+        type=str,
+        default="INFO",
+        help="DEBUG, INFO, WARNING or ERROR",
+    )
 
 
 def peer_from(options: argparse.Namespace) -> Peer:

@@ -1,10 +1,11 @@
 """Run the storage engine as a DICOM storage SCP."""
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pynetdicom import AE, _config
+from pynetdicom import AE, Association, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -74,3 +75,32 @@ def start_server(
         "storage SCP %s listening on %s:%d", config.aet, config.bind, config.port
     )
     return server
+
+
+def stop_server(server: ThreadedAssociationServer, grace: float) -> int:
+    """Stop accepting, let associations finish for ``grace`` s, abort the rest.
+
+    Return how many associations had to be aborted.
+    """
+    server.shutdown()
+    deadline = time.monotonic() + grace
+    pause = 0.01
+    while _in_flight(server) and time.monotonic() < deadline:
+        # A back-off while the associations in flight finish.
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    left = _in_flight(server)
+    for assoc in left:
+        assoc.abort()
+    for assoc in left:
+        assoc.join(5)
+    if left:
+        logger.warning(
+            "aborted %d associations still open after %.0f s", len(left), grace
+        )
+    return len(left)
+
+
+def _in_flight(server: ThreadedAssociationServer) -> list[Association]:
+    """Return the established associations; idle connections do not count."""
+    return [a for a in server.active_associations if a.is_established]

@@ -10,6 +10,7 @@ the bytes received, and a file appears whole or not at all.
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -78,12 +79,17 @@ class StorageEngine:
     """Write received instances into a data directory's series tree."""
 
     def __init__(
-        self, data_dir: Path, prefix_by_aet: bool = False, fsync: bool = False
+        self,
+        data_dir: Path,
+        prefix_by_aet: bool = False,
+        fsync: bool = False,
+        reserve_bytes: int = 0,
     ):
         self.data_dir = data_dir
         self.incoming = data_dir / INCOMING_DIR
         self.prefix_by_aet = prefix_by_aet
         self.fsync = fsync
+        self.reserve_bytes = reserve_bytes
         self._series: dict[str, SeriesEntry] = {}
         self._lock = threading.Lock()
 
@@ -115,8 +121,20 @@ class StorageEngine:
             removed += 1
         return removed
 
+    def check_space(self) -> None:
+        """Raise unless the data directory's filesystem has the reserve free."""
+        if not self.reserve_bytes:
+            return
+        free = shutil.disk_usage(self.incoming).free
+        if free < self.reserve_bytes:
+            raise InstanceRejected(
+                f"only {free} bytes free, below the reserve of {self.reserve_bytes}",
+                STORE_OUT_OF_RESOURCES,
+            )
+
     def store(self, received: Path, calling_aet: str = "") -> StoredInstance:
         """Move a received Part-10 file into its series folder."""
+        self.check_space()
         attrs = read_layout_attributes(received)
         uid = attrs.get("SeriesInstanceUID") or ""
         sop_uid = attrs.get("SOPInstanceUID") or ""
@@ -151,7 +169,7 @@ class StorageEngine:
         uid = (attrs.get("SeriesInstanceUID") or "").strip(" \x00")
         with self._lock:
             known = self._series.get(uid)
-            if known is not None:
+            if known is not None and (self.data_dir / known.path).is_dir():
                 return known
             entry = read_entry(self.data_dir, uid)
             if entry is None:

@@ -1,0 +1,107 @@
+"""Write the outcome of a query: ``success.txt`` or ``error.txt``, atomically.
+
+Each file is written under a temporary name in the output directory and renamed
+into place, so a reader sees a whole file or none. Writing one removes the other
+left by an earlier run, so the output directory never holds both.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pacscommon.errors import InputError
+from pacscommon.results import ERROR_FILE, SUCCESS_FILE, encode_rows
+from pacsquery.query import QueryOutcome
+
+logger = logging.getLogger(__name__)
+
+PROGRAM = "pacsquery"
+# Options chris_plugin adds for ChRIS's own use, which say nothing of the query.
+_UNSHOWN = frozenset({"help", "saveinputmeta", "saveoutputmeta", "version"})
+
+
+def success_document(outcome: QueryOutcome, command: str) -> dict[str, Any]:
+    """Return the content of ``success.txt``."""
+    return {
+        "status": "success",
+        "complete": outcome.complete,
+        "command": command,
+        "study_count": outcome.studies,
+        "series_count": len(outcome.rows),
+        "instance_count": outcome.instance_count,
+        "data": encode_rows(outcome.rows),
+    }
+
+
+def write_success(outputdir: Path, outcome: QueryOutcome, command: str) -> Path:
+    """Write ``success.txt``; remove an ``error.txt`` of an earlier run."""
+    path = write_atomically(
+        outputdir / SUCCESS_FILE, success_document(outcome, command)
+    )
+    (outputdir / ERROR_FILE).unlink(missing_ok=True)
+    logger.debug("wrote %s", path)
+    return path
+
+
+def write_error(outputdir: Path, message: str) -> Path:
+    """Write ``error.txt``; remove a ``success.txt`` of an earlier run."""
+    document = {"status": "error", "message": message}
+    path = write_atomically(outputdir / ERROR_FILE, document)
+    (outputdir / SUCCESS_FILE).unlink(missing_ok=True)
+    return path
+
+
+def write_atomically(path: Path, document: dict[str, Any]) -> Path:
+    """Write ``document`` as UTF-8 JSON at ``path``, whole or not at all."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        # mkstemp makes the file private; the results are for the next plugin.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _unwritable(path, exc) from exc
+    return path
+
+
+def _unwritable(path: Path, exc: OSError) -> InputError:
+    """Say that a results file cannot be written, and why."""
+    return InputError(
+        f"{path.name} cannot be written in {path.parent}: {exc.strerror}; give a "
+        "writable output directory"
+    )
+
+
+def invocation(
+    parser: argparse.ArgumentParser,
+    options: argparse.Namespace,
+    inputdir: Path,
+    outputdir: Path,
+) -> str:
+    """Return a command line that runs this query again.
+
+    It names every option whose value is not the built-in default, by the
+    kebab-case flag, whether it came from the command line or the environment.
+    """
+    words = [PROGRAM]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in _UNSHOWN:
+            continue
+        value = getattr(options, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        words.extend([flag] if action.nargs == 0 else [flag, str(value)])
+    words.extend([str(inputdir), str(outputdir)])
+    return shlex.join(words)
