@@ -260,3 +260,90 @@ def test_stored_file_reads_back(listener: Listener) -> None:
     assert back.SOPInstanceUID == ds.SOPInstanceUID
     assert back.PixelData == ds.PixelData
     assert isinstance(back.file_meta, FileMetaDataset)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 30 MB tmpfs, mounted for the test (needs root)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_disk_full_mid_instance_loses_only_that_instance(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    from test_listener import big_instance
+
+    big = big_instance(tmp_path / "big.dcm", 50)
+    data = small_disk / "data"
+    with Listener(data, free_port(), "CHRISLOCAL", "--min-free-mb", "0") as running:
+        done = subprocess.run(
+            [
+                "/usr/bin/storescu",
+                "-v",
+                "-aec",
+                "CHRISLOCAL",
+                "127.0.0.1",
+                str(running.port),
+                str(big),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "Refused: OutOfResources" in done.stderr, done.stderr
+        assert tree(data) == []
+        assert not any((data / ".incoming").iterdir())
+        # Space is back once the big one is gone: the listener carries on.
+        assert send(running.port, instance()) == [0]
+        assert len(tree(data)) == 1
+    assert "No space left on device" in running.log_text()
+
+
+def test_malformed_data_set_is_refused_and_serving_goes_on(
+    listener: Listener, tmp_path: Path
+) -> None:
+    from pynetdicom import _config
+
+    # A data set whose first element claims more bytes than follow.
+    good = instance()
+    path = tmp_path / "bad.dcm"
+    good.save_as(path, enforce_file_format=True)
+    raw = bytearray(path.read_bytes())
+    offset = raw.index(b"\x08\x00\x16\x00")  # (0008,0016) SOPClassUID
+    raw[offset + 6 : offset + 8] = (0xFFF0).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    ae = AE(ae_title="BROKEN")
+    ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="CHRISLOCAL")
+    assert assoc.is_established
+    saved = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        status = assoc.send_c_store(path)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = saved
+        assoc.release()
+    assert int(status.Status) & 0xF000 in (0xA000, 0xC000)
+    assert tree(listener.data_dir) == []
+    assert send(listener.port, instance()) == [0]
+
+
+def test_no_patient_identifiers_above_debug(listener: Listener) -> None:
+    ds = instance(PatientID="SECRETID77", PatientName="Secret^Person")
+    assert send(listener.port, ds) == [0]
+    log = listener.log_text()
+    assert "association from SENDER" in log
+    for secret in ("SECRETID77", "Secret", "Person"):
+        assert secret not in log

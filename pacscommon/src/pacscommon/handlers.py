@@ -14,6 +14,7 @@ from typing import Any
 
 from pynetdicom import Association, evt
 
+from pacscommon.incoming import IncomingFile
 from pacscommon.storage import (
     STORE_CANNOT_UNDERSTAND,
     STORE_OUT_OF_RESOURCES,
@@ -67,6 +68,10 @@ class StorageHandlers:
         """Store one instance; return its C-STORE status."""
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
         stats = self._stats.get(event.assoc)
+        partial = getattr(event.request, "_dataset_file", None)
+        if isinstance(partial, IncomingFile) and partial.error is not None:
+            logger.warning("instance %s not stored: %s", sop_uid, partial.error)
+            return self._failed(stats, STORE_OUT_OF_RESOURCES)
         try:
             received = event.dataset_path
             size = received.stat().st_size

@@ -11,6 +11,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from pacscommon.errors import OperationError
 from pacscommon.handlers import StorageHandlers
+from pacscommon.incoming import attach
 from pacscommon.network import NODELAY_HANDLERS
 from pacscommon.storage import StorageEngine
 
@@ -58,6 +59,7 @@ def start_server(
     engine.prepare()
     handlers = StorageHandlers(engine)
     ae = build_ae(config)
+    attach(ae, engine.incoming_folder())
     try:
         server = ae.start_server(
             (config.bind, config.port),

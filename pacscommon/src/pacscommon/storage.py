@@ -10,7 +10,6 @@ the bytes received, and a file appears whole or not at all.
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 
 from pacscommon.dicomtext import element_text
 from pacscommon.errors import InputError
+from pacscommon.incoming import IncomingFolder
 from pacscommon.index import (
     INCOMING_DIR,
     INDEX_DIR,
@@ -108,10 +108,10 @@ class StorageEngine:
         removed = self.sweep_incoming()
         if removed:
             logger.warning("removed %d unfinished files left in .incoming", removed)
-        # NOTE: pynetdicom names its temporary files with the tempfile module;
-        # pointing that module here keeps every partial file on this
-        # filesystem, where a rename makes it whole and a sweep finds leftovers.
-        tempfile.tempdir = str(self.incoming)
+
+    def incoming_folder(self) -> IncomingFolder:
+        """Return where data sets for this engine arrive, with its reserve."""
+        return IncomingFolder(self.incoming, self.reserve_bytes)
 
     def sweep_incoming(self) -> int:
         """Remove files left in ``.incoming`` by a run that was killed."""
@@ -121,20 +121,8 @@ class StorageEngine:
             removed += 1
         return removed
 
-    def check_space(self) -> None:
-        """Raise unless the data directory's filesystem has the reserve free."""
-        if not self.reserve_bytes:
-            return
-        free = shutil.disk_usage(self.incoming).free
-        if free < self.reserve_bytes:
-            raise InstanceRejected(
-                f"only {free} bytes free, below the reserve of {self.reserve_bytes}",
-                STORE_OUT_OF_RESOURCES,
-            )
-
     def store(self, received: Path, calling_aet: str = "") -> StoredInstance:
         """Move a received Part-10 file into its series folder."""
-        self.check_space()
         attrs = read_layout_attributes(received)
         uid = attrs.get("SeriesInstanceUID") or ""
         sop_uid = attrs.get("SOPInstanceUID") or ""

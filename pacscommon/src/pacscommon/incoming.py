@@ -1,0 +1,110 @@
+"""Where a data set goes while it arrives: a file in the engine's ``.incoming``.
+
+pynetdicom streams a received C-STORE data set into a temporary file that it
+opens itself (its ``STORE_RECV_CHUNKED_DATASET`` mode). This module gives it an
+:class:`IncomingFile` instead, so that the bytes land on the data directory's
+filesystem (a rename then makes them whole), a data set that arrives below the
+free-space reserve is never written at all, and a disk that fills up in the
+middle of one costs that instance only: the file is removed, the rest of the
+data set is read and dropped, and the C-STORE is answered "out of resources".
+"""
+
+import errno
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pynetdicom.dimse_messages
+from pynetdicom import AE
+
+logger = logging.getLogger(__name__)
+
+_ENGINE_ATTR = "_pacs_incoming"
+
+
+class IncomingFile:
+    """A data set being received; quacks like pynetdicom's temporary file."""
+
+    def __init__(self, folder: Path, reserve_bytes: int) -> None:
+        fd, name = tempfile.mkstemp(dir=folder, suffix=".dcm")
+        self.name = name
+        self._fp = os.fdopen(fd, "wb")
+        self.error: OSError | None = None
+        # pynetdicom calls ``.file.flush()`` after each fragment.
+        self.file = self
+        if reserve_bytes and shutil.disk_usage(folder).free < reserve_bytes:
+            self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
+
+    def write(self, data: bytes) -> int:
+        """Write a fragment; after a failure, drop it."""
+        if self.error is None:
+            try:
+                self._fp.write(data)
+            except OSError as exc:
+                self._fail(exc)
+        return len(data)
+
+    def flush(self) -> None:
+        """Flush what was written; a failure here fails the instance."""
+        if self.error is None:
+            try:
+                self._fp.flush()
+            except OSError as exc:
+                self._fail(exc)
+
+    def close(self) -> None:
+        """Close the file (it stays on disk unless the instance failed)."""
+        if not self._fp.closed:
+            try:
+                self._fp.close()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        """Give up on this instance: remove its file, keep the reason."""
+        self.error = exc
+        try:
+            self._fp.close()
+        except OSError:
+            pass
+        Path(self.name).unlink(missing_ok=True)
+
+
+class IncomingFolder:
+    """The folder and reserve that one AE's received data sets go to."""
+
+    def __init__(self, folder: Path, reserve_bytes: int = 0) -> None:
+        self.folder = folder
+        self.reserve_bytes = reserve_bytes
+
+    def open(self) -> IncomingFile:
+        """Return a new incoming file."""
+        return IncomingFile(self.folder, self.reserve_bytes)
+
+
+def attach(ae: AE, incoming: IncomingFolder) -> None:
+    """Make the data sets ``ae`` receives arrive in ``incoming``."""
+    setattr(ae, _ENGINE_ATTR, incoming)
+    _install()
+
+
+def _open_incoming(*args: Any, **kwargs: Any) -> Any:
+    """Open the file for a data set on the receiving AE's incoming folder."""
+    # pynetdicom decodes P-DATA in the association's DUL thread.
+    assoc = getattr(threading.current_thread(), "assoc", None)
+    incoming = getattr(getattr(assoc, "ae", None), _ENGINE_ATTR, None)
+    if incoming is None:
+        return tempfile.NamedTemporaryFile(*args, **kwargs)
+    return incoming.open()
+
+
+def _install() -> None:
+    """Have pynetdicom open incoming files through this module."""
+    # NOTE: pynetdicom opens the file of a chunked C-STORE with the
+    # NamedTemporaryFile name in its dimse_messages module; remove once
+    # pynetdicom lets an SCP say where and how received data sets are written.
+    pynetdicom.dimse_messages.NamedTemporaryFile = _open_incoming  # type: ignore[assignment]
