@@ -347,3 +347,80 @@ def test_no_patient_identifiers_above_debug(listener: Listener) -> None:
     assert "association from SENDER" in log
     for secret in ("SECRETID77", "Secret", "Person"):
         assert secret not in log
+
+
+def sparse_instance(path: Path, size: int) -> Path:
+    """Write an instance whose PixelData is ``size`` bytes of (sparse) zeros."""
+    ds = instance()
+    del ds.PixelData
+    ds.Rows = ds.Columns = int((size // 2) ** 0.5)
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.save_as(path, enforce_file_format=True)
+    length = 2 * ds.Rows * ds.Columns
+    with open(path, "ab") as f:
+        # (7FE0,0010) OW, explicit VR little endian: tag, VR, reserved, length
+        f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + length.to_bytes(4, "little"))
+        f.truncate(f.tell() + length)
+    return path
+
+
+def peak_rss_mb(running: Listener) -> float:
+    """Return the listener process's peak resident memory, in MB."""
+    assert running.process is not None
+    status = Path(f"/proc/{running.process.pid}/status").read_text()
+    line = next(ln for ln in status.splitlines() if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_one_gigabyte_instance_in_flat_memory(
+    listener: Listener, tmp_path: Path
+) -> None:
+    big = sparse_instance(tmp_path / "big.dcm", 1 << 30)
+    done = subprocess.run(
+        [
+            "/usr/bin/storescu",
+            "-aec",
+            "CHRISLOCAL",
+            "127.0.0.1",
+            str(listener.port),
+            str(big),
+        ],  # fmt: skip
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0
+    (path,) = tree(listener.data_dir)
+    assert path.stat().st_size > 10**9
+    assert abs(path.stat().st_size - big.stat().st_size) < 1024
+    assert peak_rss_mb(listener) < 200
+
+
+def test_five_thousand_instances_in_flat_memory(
+    listener: Listener, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    series = generate_uid()
+    for n in range(5000):
+        ds = instance(series, InstanceNumber=n + 1)
+        ds.save_as(folder / f"{n:05d}.dcm", enforce_file_format=True)
+    done = subprocess.run(
+        [
+            "/usr/bin/storescu",
+            "+sd",
+            "-aec",
+            "CHRISLOCAL",
+            "127.0.0.1",
+            str(listener.port),
+            str(folder),
+        ],  # fmt: skip
+        capture_output=True,
+        timeout=600,
+        env={"TCP_NODELAY": "1"},
+    )
+    assert done.returncode == 0
+    entry = read_entry(listener.data_dir, series)
+    assert entry is not None
+    assert count_instances(listener.data_dir / entry.path) == 5000
+    assert peak_rss_mb(listener) < 200
