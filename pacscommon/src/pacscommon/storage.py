@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
 
 from pacscommon.dicomtext import element_text
 from pacscommon.errors import InputError
@@ -194,7 +193,7 @@ def read_layout_attributes(path: Path) -> dict[str, str | None]:
             defer_size=1024,
         )
         return {kw: element_text(ds, kw) for kw in LAYOUT_KEYWORDS[1:]}
-    except (InvalidDicomError, ValueError, TypeError, EOFError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on bad bytes
         raise InstanceRejected(
             f"data set cannot be parsed: {exc}", STORE_CANNOT_UNDERSTAND
         ) from exc
