@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,9 @@ class Run:
         return result
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo the logging set-up that each run of ``main`` does."""
+@contextmanager
+def saved_logging() -> Iterator[None]:
+    """Undo, on leaving, the logging set-up that each run of ``main`` does."""
     loggers = [logging.getLogger(), logging.getLogger("pynetdicom")]
     saved = [(lg, lg.handlers[:], lg.level) for lg in loggers]
     yield
@@ -106,23 +107,42 @@ def restore_logging() -> Iterator[None]:
         lg.setLevel(level)
 
 
-@pytest.fixture
-def query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    """Return a function that runs pacsquery's ``main`` on a port with options."""
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo the logging set-up that each run of ``main`` does."""
+    with saved_logging():
+        yield
+
+
+def make_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Run]:
+    """Return a function that runs pacsquery's ``main`` on a port with options.
+
+    Keyword ``files`` ({name: text}) are written into the input directory first.
+    """
     runs = iter(range(1000))
 
-    def run(port: int, *args: str) -> Run:
+    def run(port: int, *args: str, files: dict[str, str] | None = None) -> Run:
         n = next(runs)
         inputdir = tmp_path / f"in{n}"
         outputdir = tmp_path / f"out{n}"
         inputdir.mkdir()
         outputdir.mkdir()
+        for name, text in (files or {}).items():
+            (inputdir / name).write_text(text, "utf-8")
         options = parser.parse_args(["--pacs-port", str(port), *args])
         capsys.readouterr()
         code = main(options, inputdir, outputdir)
         return Run(code, outputdir, capsys.readouterr().err)
 
     return run
+
+
+@pytest.fixture
+def query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """Return a function that runs pacsquery's ``main`` on a port with options."""
+    return make_query(tmp_path, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -631,9 +651,9 @@ class FakePacs:
         return ds
 
 
-@pytest.fixture
-def fake_pacs() -> Iterator[FakePacs]:
-    """Run a FakePacs on a free loopback port."""
+@contextmanager
+def serve_fake_pacs() -> Iterator[FakePacs]:
+    """Run a FakePacs on a free loopback port while in the context."""
     pacs = FakePacs()
     ae = AE(ae_title="FAKEPACS")
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
@@ -651,6 +671,13 @@ def fake_pacs() -> Iterator[FakePacs]:
         yield pacs
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def fake_pacs() -> Iterator[FakePacs]:
+    """Run a FakePacs on a free loopback port."""
+    with serve_fake_pacs() as pacs:
+        yield pacs
 
 
 def test_studies_then_series_over_one_association(

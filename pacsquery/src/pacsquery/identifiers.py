@@ -1,27 +1,58 @@
 """Build the C-FIND identifiers of a query, from the filters the user gave.
 
-A query asks in the Study Root information model, first at STUDY level, then at
-SERIES level for each matching study. Each key goes to the level whose entity it
-describes (PS3.4 C.6.2.1: in Study Root the patient's attributes are asked at
-STUDY level), so that a PACS never sees a key that is not valid where it is sent.
+A query walks an information model from its top level down to SERIES:
+
+- Study Root (the default): STUDY, then SERIES for each matching study. The
+  patient's attributes are asked at STUDY level (PS3.4 C.6.2.1).
+- Patient Root: PATIENT, then STUDY for each patient, then SERIES for each study
+  (PS3.4 C.6.1.1).
+
+Each key goes to the level whose entity it describes, so that a PACS never sees
+a key that is not valid where it is sent; below the top level an identifier
+carries the unique keys of the levels above (PS3.4 C.4.1.2.1). A key the
+standard does not list at PATIENT or STUDY level is asked at SERIES level.
 
 "Any value" is an empty value, never ``*``: a PACS may refuse ``*`` in a UID,
 date, time or number (Orthanc answers 0xC000).
 """
 
-import datetime
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.charset import convert_encodings, encode_string
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from pacscommon.errors import InputError
+from pacsquery.values import (
+    KEY_PATTERN,
+    MATCHABLE_VRS,
+    has_wildcard,
+    keyword_vr,
+    matching_value,
+    name_pattern,
+    resolve_key,
+)
 
 UTF8 = "ISO_IR 192"
+PATIENT = "PATIENT"
 STUDY = "STUDY"
 SERIES = "SERIES"
+STUDY_ROOT = "study"
+PATIENT_ROOT = "patient"
+#: The levels each information model walks, from the top.
+MODEL_LEVELS = {
+    STUDY_ROOT: (STUDY, SERIES),
+    PATIENT_ROOT: (PATIENT, STUDY, SERIES),
+}
+#: Each level's unique key (PS3.4 C.6.1.1 and C.6.2.1).
+UNIQUE_KEYS = {
+    PATIENT: "PatientID",
+    STUDY: "StudyInstanceUID",
+    SERIES: "SeriesInstanceUID",
+}
 
 #: The columns every row has, from the STUDY-level answer.
 STUDY_COLUMNS = (
@@ -46,15 +77,17 @@ SERIES_COLUMNS = (
 
 _COLUMNS = frozenset({*STUDY_COLUMNS, *SERIES_COLUMNS})
 
-# PS3.4 C.6.1.1.2, C.6.1.1.3 and C.6.2.1: the Patient and Study attributes that
-# Study Root asks at STUDY level. Every other keyword is asked at SERIES level.
-STUDY_LEVEL_KEYWORDS = frozenset(
+# PS3.4 C.6.1.1.2 (Table C.6-1): attributes of the Patient IE.
+PATIENT_LEVEL_KEYWORDS = frozenset(
     {
-        *STUDY_COLUMNS,
+        "PatientName",
+        "PatientID",
         "IssuerOfPatientID",
         "OtherPatientIDs",
         "OtherPatientNames",
+        "PatientBirthDate",
         "PatientBirthTime",
+        "PatientSex",
         "PatientBirthName",
         "PatientMotherBirthName",
         "PatientComments",
@@ -67,8 +100,19 @@ STUDY_LEVEL_KEYWORDS = frozenset(
         "NumberOfPatientRelatedStudies",
         "NumberOfPatientRelatedSeries",
         "NumberOfPatientRelatedInstances",
+    }
+)
+# PS3.4 C.6.1.1.3 (Table C.6-2): attributes of the Study IE.
+STUDY_LEVEL_KEYWORDS = frozenset(
+    {
+        "StudyDate",
         "StudyTime",
+        "AccessionNumber",
         "StudyID",
+        "StudyInstanceUID",
+        "ModalitiesInStudy",
+        "SOPClassesInStudy",
+        "StudyDescription",
         "ReferringPhysicianName",
         "PhysiciansOfRecord",
         "NameOfPhysiciansReadingStudy",
@@ -81,26 +125,17 @@ STUDY_LEVEL_KEYWORDS = frozenset(
         "OtherStudyNumbers",
         "NumberOfStudyRelatedSeries",
         "NumberOfStudyRelatedInstances",
-        "SOPClassesInStudy",
     }
 )
 # Keys of the IMAGE level, which a query of studies and series cannot carry.
 INSTANCE_LEVEL_KEYWORDS = frozenset({"SOPInstanceUID", "InstanceNumber"})
 # Keys the identifier always has, set here and never by the user.
 RESERVED_KEYWORDS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet"})
+#: At most this many UIDs in one request by default; more are split.
+UIDS_PER_QUERY = 100
 
-# PS3.4 C.2.2.2: the value representations a matching key may have.
-MATCHABLE_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UC", "UI"}
-)
-# PS3.4 C.2.2.2.4: wildcards are not allowed in these.
-NO_WILDCARD_VRS = frozenset({"DA", "DS", "DT", "IS", "TM", "UI"})
-
-_DATE = r"\d{8}|\d{4}-\d{2}-\d{2}"
-_DATE_RANGE = re.compile(rf"(?P<start>{_DATE})?(?P<dash>-)?(?P<end>{_DATE})?")
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
-_MAX_UID = 64
-_KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_PAIR = re.compile(rf"(?:^|,)\s*(?P<key>{KEY_PATTERN})\s*=")
+_RETURN_KEY = re.compile(rf"\s*(?P<key>{KEY_PATTERN}|[^,]+)\s*(?:,|$)")
 
 
 @dataclass(frozen=True)
@@ -117,28 +152,50 @@ class QueryKeys:
     """The keys of a query at each level: keyword to matching value.
 
     An empty value is a return key (universal matching). ``columns`` are the
-    keywords every row of the answer has, in order.
+    keywords every row of the answer has, in order. ``names`` are person names
+    typed without wildcards, sent as patterns and checked on each answer.
     """
 
-    study: Mapping[str, str]
-    series: Mapping[str, str]
+    levels: Mapping[str, Mapping[str, str]]
     columns: tuple[str, ...]
+    model: str = STUDY_ROOT
+    declared_charset: str = UTF8
+    names: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def study(self) -> Mapping[str, str]:
+        """Return the keys asked at STUDY level."""
+        return self.levels.get(STUDY, {})
+
+    @property
+    def series(self) -> Mapping[str, str]:
+        """Return the keys asked at SERIES level."""
+        return self.levels.get(SERIES, {})
 
     @property
     def character_set(self) -> str:
         """Return the SpecificCharacterSet the identifiers are encoded in."""
-        values = [*self.study.values(), *self.series.values()]
-        return "" if all(v.isascii() for v in values) else UTF8
+        values = [v for keys in self.levels.values() for v in keys.values()]
+        return charset_for(values, self.declared_charset)
 
     @property
     def matching(self) -> dict[str, str]:
         """Return the keys that constrain the answer (not the return keys)."""
-        keys = {**self.study, **self.series}
+        keys = {k: v for level in self.levels.values() for k, v in level.items()}
         return {kw: value for kw, value in keys.items() if value}
 
 
+def charset_for(values: Iterable[str], declared: str) -> str:
+    """Return the declared character set if any value needs it, else ASCII's."""
+    return "" if all(v.isascii() for v in values) else declared
+
+
 def build_query(
-    criteria: Iterable[Criterion], return_keys: Sequence[str] = ()
+    criteria: Iterable[Criterion],
+    return_keys: Sequence[str] = (),
+    model: str = STUDY_ROOT,
+    charset: str = UTF8,
 ) -> QueryKeys:
     """Return the keys of a query: the columns, constrained by ``criteria``."""
     matching = _merge(criteria)
@@ -146,12 +203,18 @@ def build_query(
     columns = tuple(dict.fromkeys([*STUDY_COLUMNS, *SERIES_COLUMNS, *extra]))
     for keyword in columns:
         check_keyword(keyword, "--return-keys")
-    study: dict[str, str] = {}
-    series: dict[str, str] = {}
+    names = {
+        kw: value
+        for kw, value in matching.items()
+        if keyword_vr(kw) == "PN" and not has_wildcard(value)
+    }
+    levels: dict[str, dict[str, str]] = {lv: {} for lv in MODEL_LEVELS[model]}
     for keyword in columns:
-        level = study if level_of(keyword) == STUDY else series
-        level[keyword] = matching.get(keyword, "")
-    return QueryKeys(study=study, series=series, columns=columns)
+        value = matching.get(keyword, "")
+        sent = name_pattern(value) if keyword in names else value
+        levels[level_of(keyword, model)][keyword] = sent
+    check_charset(charset, matching.values())
+    return QueryKeys(levels, columns, model, charset, names)
 
 
 def _merge(criteria: Iterable[Criterion]) -> dict[str, str]:
@@ -174,14 +237,11 @@ def _merge(criteria: Iterable[Criterion]) -> dict[str, str]:
     return matching
 
 
-def level_of(keyword: str) -> str:
-    """Return the query level, STUDY or SERIES, at which ``keyword`` is asked."""
+def level_of(keyword: str, model: str = STUDY_ROOT) -> str:
+    """Return the query level at which ``keyword`` is asked in ``model``."""
+    if keyword in PATIENT_LEVEL_KEYWORDS:
+        return PATIENT if model == PATIENT_ROOT else STUDY
     return STUDY if keyword in STUDY_LEVEL_KEYWORDS else SERIES
-
-
-def keyword_vr(keyword: str) -> str:
-    """Return the value representation of a keyword (the first, if several)."""
-    return dictionary_VR(keyword).split(" or ")[0]
 
 
 def check_keyword(keyword: str, source: str) -> None:
@@ -189,7 +249,8 @@ def check_keyword(keyword: str, source: str) -> None:
     if tag_for_keyword(keyword) is None:
         raise InputError(
             f"{source}: {keyword!r} is not a DICOM keyword; spell it as the "
-            "standard does, for example PatientBirthDate"
+            "standard does, for example PatientBirthDate, or give its tag "
+            "as gggg,eeee"
         )
     if keyword in RESERVED_KEYWORDS:
         raise InputError(f"{source}: {keyword} is set by pacsquery itself")
@@ -213,126 +274,122 @@ def check_matching_key(keyword: str, source: str) -> None:
         )
 
 
-def matching_value(keyword: str, value: str, source: str) -> str:
-    """Return ``value`` as a matching value of ``keyword``, checked."""
-    text = value.strip()
-    if text == "*":
-        # PS3.4 C.2.2.2.4: a lone "*" is universal matching, sent as empty.
-        return ""
-    vr = keyword_vr(keyword)
-    if vr == "DA":
-        return parse_date(text, source)
-    if vr in NO_WILDCARD_VRS and ("*" in text or "?" in text):
+def check_model(model: str) -> str:
+    """Return the information model named by ``--query-model``, checked."""
+    name = model.strip().lower()
+    if name not in MODEL_LEVELS:
         raise InputError(
-            f"{source} {value!r}: wildcards are not allowed in a {keyword}; "
-            "give the whole value"
+            f"--query-model {model!r} is not an information model: use study "
+            "(Study Root) or patient (Patient Root)"
         )
-    if vr == "UI":
-        return parse_uids(text, source)
-    if vr == "CS":
-        # Code strings are upper case and hold no comma: a comma lists values.
-        return "\\".join(v.strip().upper() for v in text.split(",") if v.strip())
-    return text
+    return name
 
 
-def parse_date(text: str, source: str = "--study-date") -> str:
-    """Return a date or a date range in DICOM form, or raise an input error.
-
-    ``YYYYMMDD`` and ``YYYY-MM-DD`` are accepted, alone or as a range ``A-B``,
-    ``A-`` (from A on) or ``-B`` (up to B). An empty value means any date.
-    """
-    value = "".join(text.split())
-    if value in ("", "*"):
-        return ""
-    match = _DATE_RANGE.fullmatch(value)
-    start = match.group("start") if match else None
-    end = match.group("end") if match else None
-    dash = match.group("dash") if match else None
-    if match is None or not (start or end) or (start and end and not dash):
-        raise InputError(
-            f"{source} {text!r} is not a date: use YYYYMMDD or YYYY-MM-DD, or a "
-            "range such as 20240101-20241231"
-        )
-    first = _check_date(start, text, source)
-    last = _check_date(end, text, source)
-    if first and last and first > last:
-        raise InputError(f"{source} {text!r}: the range ends before it starts")
-    return f"{first}{dash or ''}{last}"
+def charset_terms(charset: str) -> list[str]:
+    """Return the defined terms of a SpecificCharacterSet typed with backslashes."""
+    return [term.strip() for term in charset.split("\\")]
 
 
-def _check_date(part: str | None, text: str, source: str) -> str:
-    """Return one date as ``YYYYMMDD``, or raise if it is not a calendar date."""
-    if not part:
-        return ""
-    digits = part.replace("-", "")
-    try:
-        datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError as exc:
-        raise InputError(
-            f"{source} {text!r}: {part} is not a date ({exc}); use YYYYMMDD or "
-            "YYYY-MM-DD"
-        ) from exc
-    return digits
-
-
-def parse_uids(text: str, source: str) -> str:
-    """Return one UID, or several joined by a backslash, or raise if malformed."""
-    uids = [u.strip() for u in re.split(r"[\\,]", text) if u.strip()]
-    for uid in uids:
-        if len(uid) > _MAX_UID or not _UID.fullmatch(uid):
+def check_charset(charset: str, values: Iterable[str]) -> None:
+    """Raise an input error unless every non-ASCII value encodes in ``charset``."""
+    wide = [value for value in values if not value.isascii()]
+    if not wide:
+        return
+    with warnings.catch_warnings():
+        # pydicom warns, then replaces, where a term or a character is unknown.
+        warnings.simplefilter("error")
+        try:
+            encodings = convert_encodings(charset_terms(charset))
+            for value in wide:
+                encode_string(value, encodings)
+        except (UserWarning, LookupError, UnicodeError, ValueError) as exc:
             raise InputError(
-                f"{source} {uid!r} is not a UID: use digits and dots, at most 64 "
-                "characters"
-            )
-    return "\\".join(uids)
+                f"--character-set {charset!r} cannot encode the filters ({exc}); "
+                "use ISO_IR 192 (UTF-8) or the character set the PACS expects"
+            ) from exc
 
 
 def parse_filter(text: str, source: str = "--filter") -> list[Criterion]:
-    """Return the criteria of ``"Keyword=value,Keyword=value"``.
+    """Return the criteria of ``"Key=value,Key=value"``; a key is a keyword or tag.
 
-    A piece without ``Keyword=`` continues the value before it, so a value may
-    hold a comma (``StudyDescription=Head, neck``).
+    A piece without ``Key=`` continues the value before it, so a value may hold a
+    comma (``StudyDescription=Head, neck``).
     """
-    pairs: list[list[str]] = []
-    for piece in text.split(","):
-        name, equals, value = piece.partition("=")
-        if equals and _KEYWORD.fullmatch(name.strip()):
-            pairs.append([name.strip(), value])
-        elif pairs:
-            pairs[-1][1] += "," + piece
-        elif piece.strip():
-            raise InputError(
-                f"{source} {text!r}: {piece.strip()!r} is not Keyword=value; "
-                'write for example "BodyPartExamined=HEAD,StationName=MR1"'
-            )
-    return [Criterion(name, value, f"{source} {name}") for name, value in pairs]
+    starts = list(_PAIR.finditer(text))
+    head = text[: starts[0].start()] if starts else text
+    if head.strip(" ,"):
+        piece = head.strip(" ,").split(",")[0].strip()
+        raise InputError(
+            f"{source} {text!r}: {piece!r} is not Keyword=value; write for "
+            'example "BodyPartExamined=HEAD,(0008,1010)=MR1"'
+        )
+    criteria = []
+    for n, match in enumerate(starts):
+        end = starts[n + 1].start() if n + 1 < len(starts) else len(text)
+        keyword = resolve_key(match.group("key"), source)
+        value = text[match.end() : end]
+        criteria.append(Criterion(keyword, value, f"{source} {keyword}"))
+    return criteria
 
 
 def parse_return_keys(text: str, source: str = "--return-keys") -> list[str]:
-    """Return the keywords of ``"Keyword,Keyword"``, each checked."""
-    keywords = [kw.strip() for kw in text.split(",") if kw.strip()]
-    for keyword in keywords:
-        check_keyword(keyword, source)
+    """Return the keywords of ``"Key,Key"`` (keywords or tags), each checked."""
+    keywords = []
+    for match in _RETURN_KEY.finditer(text):
+        key = match.group("key").strip()
+        if key:
+            keyword = resolve_key(key, source)
+            check_keyword(keyword, source)
+            keywords.append(keyword)
     return keywords
 
 
+def level_identifiers(
+    keys: QueryKeys,
+    level: str,
+    parents: Mapping[str, str],
+    uids_per_query: int = UIDS_PER_QUERY,
+) -> list[Dataset]:
+    """Return the identifiers of ``level`` under ``parents``: one per UID chunk.
+
+    A level's unique key listing more UIDs than ``uids_per_query`` is split into
+    requests of at most that many (PS3.4 C.2.2.2.2: list of UID matching).
+    """
+    level_keys = {**parents, **keys.levels[level]}
+    # One character set for every level of a query: a PACS that answers in the
+    # request's character set then answers each level alike.
+    charset = keys.character_set or charset_for(parents.values(), keys.declared_charset)
+    unique = UNIQUE_KEYS[level]
+    uids = level_keys.get(unique, "").split("\\")
+    if len(uids) <= uids_per_query:
+        return [identifier(level, charset, level_keys)]
+    return [
+        identifier(level, charset, {**level_keys, unique: "\\".join(chunk)})
+        for chunk in _chunks(uids, uids_per_query)
+    ]
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    """Yield ``items`` in lists of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def study_identifier(keys: QueryKeys) -> Dataset:
-    """Return the STUDY-level identifier of the query."""
-    return _identifier(STUDY, keys.character_set, keys.study)
+    """Return the first STUDY-level identifier of a Study Root query."""
+    return level_identifiers(keys, STUDY, {})[0]
 
 
 def series_identifier(keys: QueryKeys, StudyInstanceUID: str) -> Dataset:
-    """Return the SERIES-level identifier of the query within one study."""
-    # PS3.4 C.4.1.2.1: below the top level, the unique keys of every level
-    # above are given, with single values.
-    level_keys = {"StudyInstanceUID": StudyInstanceUID, **keys.series}
-    return _identifier(SERIES, keys.character_set, level_keys)
+    """Return the first SERIES-level identifier of a query within one study."""
+    return level_identifiers(keys, SERIES, {"StudyInstanceUID": StudyInstanceUID})[0]
 
 
-def _identifier(level: str, charset: str, keys: Mapping[str, str]) -> Dataset:
-    """Return an identifier of ``level`` holding ``keys``."""
+def identifier(level: str, charset: str, keys: Mapping[str, str]) -> Dataset:
+    """Return an identifier of ``level`` holding ``keys``, in ``charset``."""
     ds = Dataset()
-    ds.SpecificCharacterSet = charset
+    terms = charset_terms(charset)
+    ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
     ds.QueryRetrieveLevel = level
     for keyword, value in keys.items():
         ds.add_new(keyword, keyword_vr(keyword), value or None)

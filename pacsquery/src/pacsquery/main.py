@@ -3,7 +3,7 @@
 import logging
 import sys
 from argparse import ArgumentParser, Namespace
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,14 +24,19 @@ from pacscommon.options import (
     peer_from,
     timeouts_from,
 )
+from pacsquery.batch import BatchQuery, find_batch_file, read_batch
 from pacsquery.identifiers import (
+    STUDY_ROOT,
+    UIDS_PER_QUERY,
+    UTF8,
     Criterion,
     QueryKeys,
     build_query,
+    check_model,
     parse_filter,
     parse_return_keys,
 )
-from pacsquery.query import QueryOutcome, run_query
+from pacsquery.query import QueryOutcome, run_queries
 from pacsquery.report import invocation, write_error, write_success
 
 logger = logging.getLogger(__name__)
@@ -75,7 +80,14 @@ FILTER_OPTIONS = (
     FilterOption(
         ("--studyDate", "--study-date"),
         "StudyDate",
-        "StudyDate: YYYYMMDD or YYYY-MM-DD, or a range A-B, A- or -B",
+        "StudyDate: YYYYMMDD or YYYY-MM-DD, a month YYYYMM, a year YYYY, or a "
+        "range A-B, A- or -B of those",
+    ),
+    FilterOption(
+        ("--study-time",),
+        "StudyTime",
+        "StudyTime: HHMM, HHMMSS or HH:MM[:SS], or a range A-B, A- or -B; a time "
+        "means its whole minute or second (-1015 includes 10:15:30)",
     ),
     FilterOption(
         ("--modalitiesInStudy", "--modalities-in-study"),
@@ -114,34 +126,72 @@ def build_parser() -> ArgumentParser:
     """Return the parser of pacsquery's options."""
     parser = ArgumentParser(
         prog="pacsquery",
-        description="Ask a PACS (C-FIND, Study Root) for the series that match "
-        "the filters and write them to OUTPUTDIR/success.txt, one row per "
-        "series. With no filter it lists every series the PACS holds. Every "
-        f"option can also be set as {ENV_PREFIX}_<OPTION> (for example "
-        f"{ENV_PREFIX}_PACS_HOST); the command line wins.",
+        description="Ask a PACS (C-FIND) for the series that match the filters "
+        "and write them to OUTPUTDIR/success.txt, one row per series, with a "
+        "table in OUTPUTDIR/results.txt. With no filter it lists every series "
+        "the PACS holds. INPUTDIR may hold a batch of queries (queries.csv or "
+        f"queries.json). Every option can also be set as {ENV_PREFIX}_<OPTION> "
+        f"(for example {ENV_PREFIX}_PACS_HOST); the command line wins.",
     )
     add_connection_options(parser)
     for option in FILTER_OPTIONS:
         parser.add_argument(
             *option.flags, dest=option.dest, type=str, default="", help=option.help
         )
-    parser.add_argument(
+    add_query_options(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    return parser
+
+
+def add_query_options(parser: ArgumentParser) -> None:
+    """Add the options that shape the query rather than filter it."""
+    add = parser.add_argument
+    add(
         "--filter",
         dest="filter",
         type=str,
         default="",
-        help='other attributes to match, as "Keyword=value,Keyword=value" with '
-        "DICOM keywords (BodyPartExamined=HEAD)",
+        help='other attributes to match, as "Key=value,Key=value" where a key is '
+        "a DICOM keyword or a tag (BodyPartExamined=HEAD,(0008,1010)=MR1)",
     )
-    parser.add_argument(
+    add(
         "--return-keys",
         dest="return_keys",
         type=str,
         default="",
-        help='more columns for each row, as "Keyword,Keyword" (StudyTime)',
+        help='more columns for each row, as "Key,Key", keywords or tags '
+        "(StudyTime,0018,0015)",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
-    return parser
+    add(
+        "--query-model",
+        dest="query_model",
+        type=str,
+        default=STUDY_ROOT,
+        help="information model: study (Study Root) or patient (Patient Root)",
+    )
+    add(
+        "--character-set",
+        dest="character_set",
+        type=str,
+        default=UTF8,
+        help="SpecificCharacterSet of filters that are not ASCII (ISO_IR 100 for "
+        "Latin-1; terms separated by backslashes for ISO 2022)",
+    )
+    add(
+        "--uids-per-query",
+        dest="uids_per_query",
+        type=int,
+        default=UIDS_PER_QUERY,
+        help="at most this many UIDs in one request; a longer list is split",
+    )
+    add(
+        "--batch-file",
+        dest="batch_file",
+        type=str,
+        default="",
+        help="a CSV or JSON file of queries, one per row, in INPUTDIR (default: "
+        "INPUTDIR/queries.csv or queries.json if there)",
+    )
 
 
 parser = build_parser()
@@ -155,15 +205,16 @@ parser = build_parser()
 )
 def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
     """Ask the PACS for the series that match the options; return the exit code."""
-    # TODO(batch queries): read a batch of queries from inputdir; today the
-    # query comes from the options alone and inputdir may be empty.
     try:
         setup_logging(options.log_level)
-        keys = query_keys(options)
+        batch = batch_of(options, inputdir)
+        queries = query_keys(options, batch)
         peer = peer_from(options)
-        outcome = run_query(peer, checked_timeouts(options), keys)
+        timeouts = checked_timeouts(options)
+        uids = checked_uids_per_query(options)
+        outcome = run_queries(peer, timeouts, queries, uids)
         command = invocation(parser, options, inputdir, outputdir)
-        write_success(outputdir, outcome, command)
+        write_success(outputdir, outcome, command, batch=batch is not None)
     except PullError as exc:
         return fail(outputdir, exc)
     except Exception as exc:  # noqa: BLE001 - one error line, traceback at DEBUG
@@ -174,14 +225,51 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
     return EXIT_OK
 
 
-def query_keys(options: Namespace) -> QueryKeys:
-    """Return the keys of the query the options describe."""
+def batch_of(options: Namespace, inputdir: Path) -> list[BatchQuery] | None:
+    """Return the queries of the run's batch file, or ``None`` if it has none."""
+    path = find_batch_file(inputdir, options.batch_file)
+    if path is None:
+        return None
+    names = {
+        flag.removeprefix("--"): o.keyword for o in FILTER_OPTIONS for flag in o.flags
+    }
+    queries = read_batch(path, names)
+    logger.info("batch file %s: %d queries", path.name, len(queries))
+    return queries
+
+
+def query_keys(
+    options: Namespace, batch: list[BatchQuery] | None = None
+) -> list[QueryKeys]:
+    """Return the keys of each query the options (and a batch) describe.
+
+    A batch row's value for a key replaces the options' value for that key.
+    """
     criteria = [
         Criterion(option.keyword, getattr(options, option.dest), option.flags[-1])
         for option in FILTER_OPTIONS
     ]
     criteria += parse_filter(options.filter)
-    return build_query(criteria, parse_return_keys(options.return_keys))
+    return_keys = parse_return_keys(options.return_keys)
+    model = check_model(options.query_model)
+    charset = options.character_set.strip()
+    if batch is None:
+        return [build_query(criteria, return_keys, model, charset)]
+    queries = []
+    for row in batch:
+        common = [c for c in criteria if c.keyword not in row.keywords]
+        keys = build_query([*common, *row.criteria], return_keys, model, charset)
+        queries.append(replace(keys, label=row.label))
+    return queries
+
+
+def checked_uids_per_query(options: Namespace) -> int:
+    """Return ``--uids-per-query``, or raise if it is not a positive number."""
+    if options.uids_per_query < 1:
+        raise InputError(
+            f"--uids-per-query {options.uids_per_query} is not a positive number"
+        )
+    return int(options.uids_per_query)
 
 
 def checked_timeouts(options: Namespace) -> Timeouts:

@@ -1,33 +1,25 @@
-"""Run a query over one association: the studies first, then each study's series.
+"""Run queries over one association: each level of the model, then merged rows.
 
-Every C-FIND ends with a final status that is checked: success, a cancel (the
-answer was cut short: the matches are kept and the outcome is incomplete), or a
-failure (raised). An empty status is an association that was dropped or timed
-out; Orthanc, for one, accepts an association from a calling AE it does not
-know and then aborts it at the first query.
+A query walks its information model from the top: the matches of one level are
+asked for their children, one C-FIND per parent (and per chunk of a long UID
+list), down to SERIES. Every query of a run, a batch included, goes over the
+same association; a series found twice is kept once, with every query that
+found it. A request already answered in this run (the same level, parents and
+keys) is not sent again.
 """
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pynetdicom import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    StudyRootQueryRetrieveInformationModelFind,
-)
 
 from pacscommon.dicomtext import element_text
-from pacscommon.errors import AssociationAborted, OperationError, StatusError
+from pacscommon.errors import OperationError
 from pacscommon.network import (
-    CANCEL,
-    IDENTIFIER_MISMATCH,
-    OUT_OF_RESOURCES,
-    PENDING,
-    PENDING_WARNING,
-    SUCCESS,
-    UNABLE_TO_PROCESS,
     Peer,
     Timeouts,
     associate,
@@ -35,38 +27,39 @@ from pacscommon.network import (
     make_ae,
     release,
 )
-from pacsquery.identifiers import QueryKeys, series_identifier, study_identifier
+from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder
+from pacsquery.identifiers import (
+    MODEL_LEVELS,
+    PATIENT,
+    STUDY,
+    UIDS_PER_QUERY,
+    UNIQUE_KEYS,
+    QueryKeys,
+    level_identifiers,
+)
+from pacsquery.values import same_name
 
 logger = logging.getLogger(__name__)
 
-FIND_MODEL = StudyRootQueryRetrieveInformationModelFind
-
-# PS3.4 C.4.1.1.4: C-FIND failure statuses
-_FAILURES = {
-    OUT_OF_RESOURCES: "out of resources",
-    IDENTIFIER_MISMATCH: "identifier does not match SOP class",
-    UNABLE_TO_PROCESS: "unable to process",
-}
-# A dropped association within this share of the DIMSE timeout is taken for a
-# timeout rather than for the peer's doing.
-_TIMEOUT_SHARE = 0.9
-
-
-@dataclass(frozen=True)
-class FindAnswer:
-    """The matches of one C-FIND, and whether the peer sent them all."""
-
-    matches: list[Dataset]
-    complete: bool
+#: One answer of one level, decoded: keyword to text.
+Record = dict[str, str]
 
 
 @dataclass
 class QueryOutcome:
-    """What a query found: one row per series, keyword to text."""
+    """What a run found: one row per series, keyword to text."""
 
-    rows: list[dict[str, str]] = field(default_factory=list)
-    studies: int = 0
+    rows: list[Record] = field(default_factory=list)
+    columns: tuple[str, ...] = ()
+    found_by: dict[str, list[str]] = field(default_factory=dict)
+    study_uids: set[str] = field(default_factory=set)
     complete: bool = True
+    requests: int = 0
+
+    @property
+    def studies(self) -> int:
+        """Return how many distinct studies matched."""
+        return len(self.study_uids)
 
     @property
     def instance_count(self) -> int:
@@ -75,169 +68,200 @@ class QueryOutcome:
         return sum(int(c) for c in counts if c.strip().isdigit())
 
 
-class Finder:
-    """Send C-FINDs over one association and check their statuses."""
+@dataclass
+class Walk:
+    """What one run's queries share: the finder, the outcome, answers so far."""
 
-    def __init__(self, assoc: Association, peer: Peer, timeouts: Timeouts) -> None:
-        self.assoc = assoc
-        self.peer = peer
-        self.timeouts = timeouts
-
-    def find(self, identifier: Dataset) -> FindAnswer:
-        """Send one C-FIND; return its matches once its final status is in."""
-        level = str(identifier.QueryRetrieveLevel)
-        matches: list[Dataset] = []
-        waited_since = time.monotonic()
-        for status, answer in self.assoc.send_c_find(identifier, FIND_MODEL):
-            code = status.get("Status")
-            if code is None:
-                waited = time.monotonic() - waited_since
-                raise self._dropped(level, len(matches), waited)
-            if code in (PENDING, PENDING_WARNING):
-                if answer is not None:
-                    matches.append(answer)
-                waited_since = time.monotonic()
-                continue
-            if code == SUCCESS:
-                return FindAnswer(matches, complete=True)
-            if code == CANCEL:
-                logger.warning(
-                    "C-FIND %s at %s cut short (0xFE00) after %d matches",
-                    level,
-                    self.peer,
-                    len(matches),
-                )
-                return FindAnswer(matches, complete=False)
-            raise self._refused(level, code, status)
-        raise self._dropped(level, len(matches), 0.0)
-
-    def _dropped(self, level: str, answers: int, waited: float) -> AssociationAborted:
-        """Say why an answer stopped without a final status."""
-        if waited >= _TIMEOUT_SHARE * self.timeouts.dimse:
-            return AssociationAborted(
-                f"no answer from {self.peer} to the {level}-level C-FIND within "
-                f"{self.timeouts.dimse:g} s; the PACS may be busy: raise "
-                "--dimse-timeout or try again later"
-            )
-        after = f" after {answers} answers" if answers else ""
-        return AssociationAborted(
-            f"the PACS dropped the association during the {level}-level C-FIND"
-            f"{after}: is the calling AE {self.peer.calling_aet} in its "
-            f"DicomModalities? ({self.peer})"
-        )
-
-    def _refused(self, level: str, code: int, status: Dataset) -> StatusError:
-        """Say which failure status the peer answered with."""
-        name = _FAILURES.get(code)
-        if name is None:
-            in_range = 0xC000 <= code <= 0xCFFF
-            name = _FAILURES[UNABLE_TO_PROCESS] if in_range else "unknown status"
-        comment = status.get("ErrorComment")
-        detail = f": {comment}" if comment else ""
-        return StatusError(
-            f"{self.peer} refused the {level}-level C-FIND with status "
-            f"0x{code:04X} ({name}){detail}; check the filters and the PACS's log",
-            code,
-        )
+    finder: Finder
+    outcome: QueryOutcome
+    uids_per_query: int
+    answered: dict[tuple[object, ...], list[Record]] = field(default_factory=dict)
 
 
 def run_query(peer: Peer, timeouts: Timeouts, keys: QueryKeys) -> QueryOutcome:
     """Ask ``peer`` for every series that matches ``keys``, over one association."""
+    return run_queries(peer, timeouts, [keys])
+
+
+def run_queries(
+    peer: Peer,
+    timeouts: Timeouts,
+    queries: Sequence[QueryKeys],
+    uids_per_query: int = UIDS_PER_QUERY,
+) -> QueryOutcome:
+    """Run every query over one association; return their merged rows."""
     started = time.monotonic()
+    model = queries[0].model
     ae = make_ae(peer.calling_aet, timeouts)
-    ae.add_requested_context(FIND_MODEL)
+    ae.add_requested_context(FIND_MODELS[model])
     assoc = associate(ae, peer)
     keep_responses_for_requests(assoc)
     try:
-        check_find_accepted(assoc, peer)
-        outcome = find_series(Finder(assoc, peer, timeouts), keys)
+        check_find_accepted(assoc, peer, model)
+        finder = Finder(assoc, peer, timeouts, model)
+        walk = Walk(
+            finder, QueryOutcome(columns=merged_columns(queries)), uids_per_query
+        )
+        for keys in queries:
+            descend(walk, keys, MODEL_LEVELS[model], {}, {})
     finally:
         release(assoc)
+    outcome = finish(walk.outcome, finder.requests)
+    log_outcome(peer, outcome, time.monotonic() - started)
+    return outcome
+
+
+def merged_columns(queries: Iterable[QueryKeys]) -> tuple[str, ...]:
+    """Return every query's columns, in order, each once."""
+    return tuple(dict.fromkeys(kw for keys in queries for kw in keys.columns))
+
+
+def check_find_accepted(assoc: Association, peer: Peer, model: str) -> None:
+    """Raise unless the peer accepted C-FIND in the model asked for."""
+    accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
+    if FIND_MODELS[model] not in accepted:
+        other = "patient" if MODEL_NAMES[model] == "Study Root" else "study"
+        raise OperationError(
+            f"{peer} does not accept {MODEL_NAMES[model]} Query/Retrieve C-FIND; "
+            f"check that it is a PACS with its query service on, or try "
+            f"--query-model {other}"
+        )
+
+
+def descend(
+    walk: Walk,
+    keys: QueryKeys,
+    levels: Sequence[str],
+    parents: Mapping[str, str],
+    inherited: Record,
+) -> None:
+    """Find the matches of ``levels[0]`` under ``parents``, then their children."""
+    level, below = levels[0], levels[1:]
+    records = find_level(walk, keys, level, parents)
+    if level == STUDY:
+        walk.outcome.study_uids.update(
+            r["StudyInstanceUID"] for r in records if r.get("StudyInstanceUID")
+        )
+    for record in sort_records(records, level):
+        merged = {**inherited, **record}
+        if not below:
+            add_row(walk.outcome, keys, merged)
+            continue
+        unique = UNIQUE_KEYS[level]
+        if not record.get(unique):
+            logger.warning("skipped a %s answer without %s", level, unique)
+            continue
+        descend(walk, keys, below, {**parents, unique: record[unique]}, merged)
+
+
+def find_level(
+    walk: Walk, keys: QueryKeys, level: str, parents: Mapping[str, str]
+) -> list[Record]:
+    """Return the decoded matches of one level, each once, names checked."""
+    level_keys = keys.levels[level]
+    memo = (level, tuple(parents.items()), tuple(level_keys.items()))
+    if memo in walk.answered:
+        return walk.answered[memo]
+    records: dict[str, Record] = {}
+    for request in level_identifiers(keys, level, parents, walk.uids_per_query):
+        answer = walk.finder.find(request)
+        walk.outcome.complete = walk.outcome.complete and answer.complete
+        for match in answer.matches:
+            record = decoded(match, level_keys, level)
+            if names_match(keys, level_keys, record, charset_of(match)):
+                unique = record.get(UNIQUE_KEYS[level]) or str(id(match))
+                records.setdefault(unique, record)
+    kept = list(records.values())
+    logger.debug("C-FIND %s under %s: %d matches", level, dict(parents), len(kept))
+    walk.answered[memo] = kept
+    return kept
+
+
+def decoded(answer: Dataset, keywords: Iterable[str], level: str) -> Record:
+    """Return the text of each of ``keywords`` in an answer; never fail on bytes.
+
+    pydicom decodes text with the answer's own SpecificCharacterSet (ISO 2022
+    code extensions and GB18030 included). Bytes it cannot decode, or a
+    character set it does not know, give replacement characters and a warning.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = {kw: element_text(answer, kw) or "" for kw in keywords}
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        uid = record.get(UNIQUE_KEYS[level], "")
+        logger.warning("%s answer %s: %s", level, uid, message)
+    return record
+
+
+def charset_of(answer: Dataset) -> list[str]:
+    """Return the terms of an answer's SpecificCharacterSet."""
+    value = answer.get("SpecificCharacterSet", "") or ""
+    terms = [value] if isinstance(value, str) else list(value)
+    return [str(term).strip() for term in terms]
+
+
+def names_match(
+    keys: QueryKeys, level_keys: Mapping[str, str], record: Record, charset: list[str]
+) -> bool:
+    """Return whether the answer holds each typed name, empty components aside."""
+    return all(
+        same_name(typed, record.get(keyword, ""), charset)
+        for keyword, typed in keys.names.items()
+        if keyword in level_keys
+    )
+
+
+def add_row(outcome: QueryOutcome, keys: QueryKeys, merged: Record) -> None:
+    """Add one series row, unless an earlier query of the run found it."""
+    uid = merged.get("SeriesInstanceUID", "")
+    if not uid:
+        logger.warning("skipped a series answer without SeriesInstanceUID")
+        return
+    if uid in outcome.found_by:
+        if keys.label not in outcome.found_by[uid]:
+            outcome.found_by[uid].append(keys.label)
+        return
+    outcome.found_by[uid] = [keys.label]
+    outcome.rows.append({kw: merged.get(kw, "") for kw in keys.columns})
+
+
+def finish(outcome: QueryOutcome, requests: int) -> QueryOutcome:
+    """Give every row every column of the run; count the requests sent."""
+    outcome.rows = [
+        {kw: row.get(kw, "") for kw in outcome.columns} for row in outcome.rows
+    ]
+    outcome.requests = requests
+    return outcome
+
+
+def log_outcome(peer: Peer, outcome: QueryOutcome, seconds: float) -> None:
+    """Log the one INFO line of a run."""
     logger.info(
-        "query of %s: %d studies, %d series, %d instances, %s, %.2f s",
+        "query of %s: %d studies, %d series, %d instances, %s, %d C-FINDs, %.2f s",
         peer,
         outcome.studies,
         len(outcome.rows),
         outcome.instance_count,
         "complete" if outcome.complete else "cut short",
-        time.monotonic() - started,
-    )
-    return outcome
-
-
-def check_find_accepted(assoc: Association, peer: Peer) -> None:
-    """Raise unless the peer accepted Study Root C-FIND."""
-    accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
-    if FIND_MODEL not in accepted:
-        raise OperationError(
-            f"{peer} does not accept Study Root Query/Retrieve C-FIND; check that "
-            "it is a PACS and that its query service is on"
-        )
-
-
-def find_series(finder: Finder, keys: QueryKeys) -> QueryOutcome:
-    """Find the matching studies, then the matching series of each."""
-    studies = finder.find(study_identifier(keys))
-    logger.info("C-FIND STUDY at %s: %d studies", finder.peer, len(studies.matches))
-    outcome = QueryOutcome(studies=len(studies.matches), complete=studies.complete)
-    seen: set[str] = set()
-    for study in sort_studies(studies.matches):
-        StudyInstanceUID = element_text(study, "StudyInstanceUID") or ""
-        if not StudyInstanceUID:
-            logger.warning("skipped a study answer without StudyInstanceUID")
-            continue
-        series = finder.find(series_identifier(keys, StudyInstanceUID))
-        logger.debug(
-            "C-FIND SERIES of study %s: %d series",
-            StudyInstanceUID,
-            len(series.matches),
-        )
-        outcome.complete = outcome.complete and series.complete
-        outcome.rows.extend(series_rows(study, series.matches, keys, seen))
-    return outcome
-
-
-def series_rows(
-    study: Dataset, matches: Iterable[Dataset], keys: QueryKeys, seen: set[str]
-) -> list[dict[str, str]]:
-    """Return one row per new series of ``study``, with the study's attributes."""
-    study_part = row_part(study, keys.study)
-    rows = []
-    for series in sort_series(matches):
-        series_part = row_part(series, keys.series)
-        uid = series_part.get("SeriesInstanceUID", "")
-        if not uid or uid in seen:
-            logger.warning("skipped a series answer without a new SeriesInstanceUID")
-            continue
-        seen.add(uid)
-        merged = {**study_part, **series_part}
-        rows.append({kw: merged.get(kw, "") for kw in keys.columns})
-    return rows
-
-
-def row_part(answer: Dataset, keywords: Mapping[str, str]) -> dict[str, str]:
-    """Return the text of each of ``keywords`` in an answer, decoded."""
-    # pydicom decodes text with the answer's own SpecificCharacterSet.
-    return {kw: element_text(answer, kw) or "" for kw in keywords}
-
-
-def sort_studies(matches: Iterable[Dataset]) -> list[Dataset]:
-    """Return studies by date then UID, so that reruns give the same rows."""
-    return sorted(
-        matches,
-        key=lambda ds: (
-            element_text(ds, "StudyDate") or "",
-            element_text(ds, "StudyInstanceUID") or "",
-        ),
+        outcome.requests,
+        seconds,
     )
 
 
-def sort_series(matches: Iterable[Dataset]) -> list[Dataset]:
-    """Return series by number then UID, so that reruns give the same rows."""
+def sort_records(records: Iterable[Record], level: str) -> list[Record]:
+    """Return a level's matches in an order that reruns repeat."""
+    if level == PATIENT:
+        return sorted(records, key=lambda r: (r.get("PatientID", ""), str(r)))
+    if level == STUDY:
+        return sorted(
+            records,
+            key=lambda r: (r.get("StudyDate", ""), r.get("StudyInstanceUID", "")),
+        )
+    return sorted(records, key=series_order)
 
-    def order(ds: Dataset) -> tuple[int, str]:
-        number = (element_text(ds, "SeriesNumber") or "").strip()
-        rank = int(number) if number.lstrip("+-").isdigit() else 2**31
-        return rank, element_text(ds, "SeriesInstanceUID") or ""
 
-    return sorted(matches, key=order)
+def series_order(record: Record) -> tuple[int, str]:
+    """Return the sort key of a series: its number, then its UID."""
+    number = record.get("SeriesNumber", "").strip()
+    rank = int(number) if number.lstrip("+-").isdigit() else 2**31
+    return rank, record.get("SeriesInstanceUID", "")

@@ -1,8 +1,9 @@
-"""Write the outcome of a query: ``success.txt`` or ``error.txt``, atomically.
+"""Write the outcome of a query: ``success.txt`` and ``results.txt``, or ``error.txt``.
 
 Each file is written under a temporary name in the output directory and renamed
-into place, so a reader sees a whole file or none. Writing one removes the other
-left by an earlier run, so the output directory never holds both.
+into place, so a reader sees a whole file or none. Writing the results removes
+an ``error.txt`` left by an earlier run, and writing ``error.txt`` removes the
+results, so the output directory never holds both.
 """
 
 import argparse
@@ -17,16 +18,26 @@ from typing import Any
 from pacscommon.errors import InputError
 from pacscommon.results import ERROR_FILE, SUCCESS_FILE, encode_rows
 from pacsquery.query import QueryOutcome
+from pacsquery.table import RESULTS_TABLE, results_table
 
 logger = logging.getLogger(__name__)
 
 PROGRAM = "pacsquery"
+#: The key that tags each row of a batch with the queries that found it.
+QUERY_KEY = "query"
 # Options chris_plugin adds for ChRIS's own use, which say nothing of the query.
 _UNSHOWN = frozenset({"help", "saveinputmeta", "saveoutputmeta", "version"})
 
 
-def success_document(outcome: QueryOutcome, command: str) -> dict[str, Any]:
-    """Return the content of ``success.txt``."""
+def success_document(
+    outcome: QueryOutcome, command: str, batch: bool = False
+) -> dict[str, Any]:
+    """Return the content of ``success.txt``; a batch's rows name their queries."""
+    data = encode_rows(outcome.rows)
+    if batch:
+        for item, row in zip(data, outcome.rows, strict=True):
+            labels = outcome.found_by.get(row["SeriesInstanceUID"], [])
+            item[QUERY_KEY] = {"label": QUERY_KEY, "tag": 0, "value": "; ".join(labels)}
     return {
         "status": "success",
         "complete": outcome.complete,
@@ -34,16 +45,20 @@ def success_document(outcome: QueryOutcome, command: str) -> dict[str, Any]:
         "study_count": outcome.studies,
         "series_count": len(outcome.rows),
         "instance_count": outcome.instance_count,
-        "data": encode_rows(outcome.rows),
+        "data": data,
     }
 
 
-def write_success(outputdir: Path, outcome: QueryOutcome, command: str) -> Path:
-    """Write ``success.txt``; remove an ``error.txt`` of an earlier run."""
-    path = write_atomically(
-        outputdir / SUCCESS_FILE, success_document(outcome, command)
-    )
+def write_success(
+    outputdir: Path, outcome: QueryOutcome, command: str, batch: bool = False
+) -> Path:
+    """Write ``success.txt`` and ``results.txt``; remove an old ``error.txt``."""
+    document = success_document(outcome, command, batch)
+    path = write_atomically(outputdir / SUCCESS_FILE, document)
+    table = results_table(outcome)
+    write_text_atomically(outputdir / RESULTS_TABLE, table)
     (outputdir / ERROR_FILE).unlink(missing_ok=True)
+    logger.info("results, as pacsretrieve --series numbers them:\n%s", table.rstrip())
     logger.debug("wrote %s", path)
     return path
 
@@ -53,19 +68,25 @@ def write_error(outputdir: Path, message: str) -> Path:
     document = {"status": "error", "message": message}
     path = write_atomically(outputdir / ERROR_FILE, document)
     (outputdir / SUCCESS_FILE).unlink(missing_ok=True)
+    (outputdir / RESULTS_TABLE).unlink(missing_ok=True)
     return path
 
 
 def write_atomically(path: Path, document: dict[str, Any]) -> Path:
     """Write ``document`` as UTF-8 JSON at ``path``, whole or not at all."""
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    return write_text_atomically(path, text)
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 at ``path``, whole or not at all."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
         raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, ensure_ascii=False, indent=2)
-            f.write("\n")
+            f.write(text)
         # mkstemp makes the file private; the results are for the next plugin.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)

@@ -1,0 +1,144 @@
+"""Send C-FINDs over one association and check every final status.
+
+Every C-FIND ends with a final status that is checked: success, a cancel (the
+answer was cut short: the matches are kept and the outcome is incomplete), or a
+failure (raised). An empty status is an association that was dropped or timed
+out; Orthanc, for one, accepts an association from a calling AE it does not
+know and then aborts it at the first query.
+"""
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from pynetdicom import Association
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+
+from pacscommon.errors import AssociationAborted, StatusError
+from pacscommon.network import (
+    CANCEL,
+    IDENTIFIER_MISMATCH,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PENDING_WARNING,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+    Peer,
+    Timeouts,
+)
+from pacsquery.identifiers import PATIENT_ROOT, STUDY_ROOT
+
+logger = logging.getLogger(__name__)
+
+#: The C-FIND SOP class of each information model.
+FIND_MODELS = {
+    STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind,
+    PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
+}
+#: The name of each information model, for messages.
+MODEL_NAMES = {STUDY_ROOT: "Study Root", PATIENT_ROOT: "Patient Root"}
+
+# PS3.4 C.4.1.1.4: C-FIND failure statuses
+_FAILURES = {
+    OUT_OF_RESOURCES: "out of resources",
+    IDENTIFIER_MISMATCH: "identifier does not match SOP class",
+    UNABLE_TO_PROCESS: "unable to process",
+}
+# A dropped association within this share of the DIMSE timeout is taken for a
+# timeout rather than for the peer's doing.
+_TIMEOUT_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class FindAnswer:
+    """The matches of one C-FIND, and whether the peer sent them all."""
+
+    matches: list[Dataset]
+    complete: bool
+
+
+class Finder:
+    """Send C-FINDs over one association and check their statuses."""
+
+    def __init__(
+        self, assoc: Association, peer: Peer, timeouts: Timeouts, model: str
+    ) -> None:
+        self.assoc = assoc
+        self.peer = peer
+        self.timeouts = timeouts
+        self.sop_class = FIND_MODELS[model]
+        self.requests = 0
+
+    def find(self, identifier: Dataset) -> FindAnswer:
+        """Send one C-FIND; return its matches once its final status is in."""
+        self.requests += 1
+        with warnings.catch_warnings(record=True) as caught:
+            # pydicom warns (and replaces) when an answer's character set or
+            # bytes do not decode; say so in the log, never on its own.
+            warnings.simplefilter("always")
+            answer = self._answers(identifier)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            logger.warning("C-FIND answers from %s: %s", self.peer, message)
+        return answer
+
+    def _answers(self, identifier: Dataset) -> FindAnswer:
+        """Collect the answers to one C-FIND and check its final status."""
+        level = str(identifier.QueryRetrieveLevel)
+        matches: list[Dataset] = []
+        waited_since = time.monotonic()
+        for status, answer in self.assoc.send_c_find(identifier, self.sop_class):
+            code = status.get("Status")
+            if code is None:
+                waited = time.monotonic() - waited_since
+                raise self._dropped(level, len(matches), waited)
+            if code in (PENDING, PENDING_WARNING):
+                if answer is not None:
+                    matches.append(answer)
+                waited_since = time.monotonic()
+                continue
+            if code == SUCCESS:
+                return FindAnswer(matches, complete=True)
+            if code == CANCEL:
+                logger.warning(
+                    "C-FIND %s at %s cut short (0xFE00) after %d matches",
+                    level,
+                    self.peer,
+                    len(matches),
+                )
+                return FindAnswer(matches, complete=False)
+            raise self._refused(level, code, status)
+        raise self._dropped(level, len(matches), 0.0)
+
+    def _dropped(self, level: str, answers: int, waited: float) -> AssociationAborted:
+        """Say why an answer stopped without a final status."""
+        if waited >= _TIMEOUT_SHARE * self.timeouts.dimse:
+            return AssociationAborted(
+                f"no answer from {self.peer} to the {level}-level C-FIND within "
+                f"{self.timeouts.dimse:g} s; the PACS may be busy: raise "
+                "--dimse-timeout or try again later"
+            )
+        after = f" after {answers} answers" if answers else ""
+        return AssociationAborted(
+            f"the PACS dropped the association during the {level}-level C-FIND"
+            f"{after}: is the calling AE {self.peer.calling_aet} in its "
+            f"DicomModalities? ({self.peer})"
+        )
+
+    def _refused(self, level: str, code: int, status: Dataset) -> StatusError:
+        """Say which failure status the peer answered with."""
+        name = _FAILURES.get(code)
+        if name is None:
+            in_range = 0xC000 <= code <= 0xCFFF
+            name = _FAILURES[UNABLE_TO_PROCESS] if in_range else "unknown status"
+        comment = status.get("ErrorComment")
+        detail = f": {comment}" if comment else ""
+        return StatusError(
+            f"{self.peer} refused the {level}-level C-FIND with status "
+            f"0x{code:04X} ({name}){detail}; check the filters and the PACS's log",
+            code,
+        )
