@@ -66,6 +66,8 @@ def run(
             str(listener.data_dir),
             "--wait-timeout",
             "10",
+            "--retry-delay",
+            "0.05",
             *args,
         ]  # fmt: skip
     )
@@ -103,8 +105,15 @@ def test_retrieve_every_row(
     assert len(report["series"]) == len(truth)
     for item in report["series"]:
         expected = truth[item["SeriesInstanceUID"]]["NumberOfSeriesRelatedInstances"]
-        assert item["arrived"] == expected
+        assert item["arrived"] == expected and item["matches_query"] is True
+        study = item["StudyInstanceUID"]
+        if item["level"] == "STUDY":
+            # Every series of the study chosen: one study-level C-MOVE.
+            expected = sum(t["NumberOfSeriesRelatedInstances"]
+                           for t in truth.values()
+                           if t["StudyInstanceUID"] == study)  # fmt: skip
         assert item["pacs"]["completed"] == expected
+        assert len(item["instances"]) == item["arrived"]
         assert item["pacs"]["status"] == "0x0000"
         assert (out / item["path"]).is_dir()
     assert len(received_files(out)) == sum(
@@ -264,8 +273,10 @@ def test_association_rejected(
         code, out = run(orthanc, listener, tmp_path, "--pacs-port", str(port),
                         "--called-aet", "NOTSTRICT")  # fmt: skip
     assert code == 1
-    lines = error_lines(capsys)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "rejected" in lines[0]
+    assert "retry" not in err  # a permanent rejection is not retried
 
 
 def test_calling_ae_unknown_to_the_pacs(

@@ -1,9 +1,11 @@
 """Wait until the instances the PACS says it sent are on disk.
 
 The storage engine's index names each series folder; the number of ``*.dcm``
-files there is the number of instances stored. A plain read of a folder works
-from another container and on network filesystems, so the wait polls, with a
-back-off, until the count is reached or no time is left.
+files there is the number of instances stored, however many associations they
+came over. A plain read of a folder works from another container and on
+network filesystems, so the wait polls, with a back-off, until the count is
+reached or no time is left: ``inactivity`` seconds with nothing new, or the
+overall deadline.
 """
 
 import logging
@@ -17,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_POLL = 0.01
 LAST_POLL = 0.5
+PROGRESS_EVERY = 2.0  # seconds between progress lines of one wait
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,19 @@ class Arrival:
     count: int
 
 
+@dataclass(frozen=True)
+class WaitBounds:
+    """How long a wait may last."""
+
+    inactivity: float
+    deadline: float | None = None  # a time.monotonic() value
+
+    def end(self, last_change: float) -> float:
+        """Return when a wait whose count last changed at ``last_change`` ends."""
+        end = last_change + self.inactivity
+        return end if self.deadline is None else min(end, self.deadline)
+
+
 def look(data_dir: Path, SeriesInstanceUID: str) -> Arrival:
     """Return what is on disk for a series now."""
     entry = read_entry(data_dir, SeriesInstanceUID)
@@ -35,32 +51,56 @@ def look(data_dir: Path, SeriesInstanceUID: str) -> Arrival:
     return Arrival(entry, count_instances(data_dir / entry.path))
 
 
-def wait_for(
-    data_dir: Path, SeriesInstanceUID: str, expected: int, timeout: float
-) -> Arrival:
-    """Return once ``expected`` instances are on disk, or when ``timeout`` passes.
+def look_all(data_dir: Path, uids: list[str]) -> dict[str, Arrival]:
+    """Return what is on disk for each of several series now."""
+    return {uid: look(data_dir, uid) for uid in uids}
 
-    The clock restarts whenever a new instance appears, so a slow but steady
-    delivery is not cut off; ``timeout`` bounds the time with nothing new.
+
+def total(arrivals: dict[str, Arrival]) -> int:
+    """Return the number of instances on disk over several series."""
+    return sum(a.count for a in arrivals.values())
+
+
+def wait_for(
+    data_dir: Path,
+    expected: dict[str, int | None],
+    target: int,
+    bounds: WaitBounds,
+) -> dict[str, Arrival]:
+    """Return once ``target`` instances of the series are on disk, or time is up.
+
+    ``expected`` maps each SeriesInstanceUID to the number of instances the query
+    counted (``None`` if unknown), for the progress lines.
     """
-    arrival = look(data_dir, SeriesInstanceUID)
-    deadline = time.monotonic() + timeout
+    uids = list(expected)
+    arrivals = look_all(data_dir, uids)
+    changed = logged = time.monotonic()
     pause = FIRST_POLL
-    while arrival.count < expected and time.monotonic() < deadline:
-        # A back-off between polls of the folder, not a wait for the data.
+    while total(arrivals) < target and time.monotonic() < bounds.end(changed):
+        # A back-off between polls of the folders, not a wait for the data.
         time.sleep(pause)
         pause = min(pause * 2, LAST_POLL)
-        now = look(data_dir, SeriesInstanceUID)
-        if now.count > arrival.count:
-            deadline = time.monotonic() + timeout
-            pause = FIRST_POLL
-        arrival = now
-    if arrival.count < expected:
+        now = look_all(data_dir, uids)
+        if total(now) > total(arrivals):
+            changed, pause = time.monotonic(), FIRST_POLL
+        if changed - logged >= PROGRESS_EVERY:
+            _log_progress(now, expected, target)
+            logged = changed
+        arrivals = now
+    if total(arrivals) < target:
         logger.warning(
-            "series %s: %d of %d instances on disk after waiting %.0f s",
-            SeriesInstanceUID,
-            arrival.count,
-            expected,
-            timeout,
+            "%s: %d of %d instances on disk when the wait ended",
+            ", ".join(f"series {u}" for u in uids),
+            total(arrivals),
+            target,
         )
-    return arrival
+    return arrivals
+
+
+def _log_progress(
+    arrivals: dict[str, Arrival], expected: dict[str, int | None], target: int
+) -> None:
+    """Log, per series, how many instances are on disk of how many expected."""
+    for uid, arrival in arrivals.items():
+        of = expected[uid] if expected[uid] is not None else target
+        logger.info("series %s: %d of %d instances received", uid, arrival.count, of)

@@ -3,85 +3,42 @@
 import logging
 import shlex
 import sys
-from argparse import ArgumentParser, Namespace
+from argparse import Namespace
 from pathlib import Path
 
 from chris_plugin import chris_plugin
 
 from pacscommon.errors import EXIT_FAILED, InputError, PullError
 from pacscommon.logs import report_error, setup_logging
-from pacscommon.network import check_ae_title
-from pacscommon.options import (
-    add_connection_options,
-    apply_environment,
-    peer_from,
-    timeouts_from,
-)
-from pacsretrieve.pull import PullPlan, collect_all, move_all
+from pacscommon.network import check_ae_title, check_port
+from pacscommon.options import apply_environment, peer_from, timeouts_from
+from pacsretrieve.arguments import ENV_PREFIX, build_parser
+from pacsretrieve.preview import preview_available
+from pacsretrieve.pull import PullPlan, run_pull
 from pacsretrieve.report import RetrieveReport
-from pacsretrieve.selection import load_requests, results_path, select
+from pacsretrieve.retriever import MODE_MOVE, MODES
+from pacsretrieve.selection import SeriesRequest, load_requests, results_path, select
 
 logger = logging.getLogger(__name__)
 
-ENV_PREFIX = "PACSRETRIEVE"
-
-parser = ArgumentParser(
-    description="Pull the series that pacsquery found out of a PACS: C-MOVE each "
-    "chosen row to a storage SCP (pacslistener), wait until every instance is "
-    "in its data directory, and copy the series into the output directory "
-    "with a report.json. Options can also be set as "
-    f"{ENV_PREFIX}_<OPTION> environment variables."
-)
-add_connection_options(parser)
-parser.add_argument(
-    "--aetListener",
-    "--move-destination",
-    dest="move_destination",
-    type=str,
-    default="CHRISLOCAL",
-    help="AE title the PACS sends the series to (the listener's)",
-)
-parser.add_argument(
-    "--dataLocation",
-    "--data-location",
-    dest="data_location",
-    type=str,
-    default="/data",
-    help="the listener's data directory, as this program sees it",
-)
-parser.add_argument(
-    "--seriesUIDS",
-    "--series",
-    dest="series",
-    type=str,
-    default="",
-    help="rows to pull: numbers, ranges A-B, SeriesInstanceUIDs, "
-    "comma-separated; empty for every row",
-)
-parser.add_argument(
-    "--seriesFile",
-    "--series-file",
-    dest="series_file",
-    type=str,
-    default="",
-    help="results file to read, relative to the input directory; default success.txt",
-)
-parser.add_argument(
-    "--wait-timeout",
-    dest="wait_timeout",
-    type=float,
-    default=60.0,
-    help="seconds to wait with no new instance on disk after the PACS's answer",
-)
+parser = build_parser()
 
 
 def plan_from(options: Namespace, outputdir: Path) -> PullPlan:
     """Return the pull the options describe, checked."""
+    mode = options.mode.strip().lower()
+    if mode not in MODES:
+        raise InputError(f"--mode {options.mode!r} is not one of {', '.join(MODES)}")
     data_dir = Path(options.data_location)
-    if not data_dir.is_dir():
+    if mode == MODE_MOVE and not data_dir.is_dir():
         raise InputError(
             f"--data-location {data_dir} is not a directory; give the listener's "
-            "data directory"
+            "data directory, or use --mode get or self"
+        )
+    _check_counts(options)
+    if options.preview and not preview_available():
+        raise InputError(
+            "--preview needs numpy to decode pixels; install pacsretrieve[preview]"
         )
     return PullPlan(
         peer=peer_from(options),
@@ -90,6 +47,41 @@ def plan_from(options: Namespace, outputdir: Path) -> PullPlan:
         data_dir=data_dir,
         outputdir=outputdir,
         wait_timeout=options.wait_timeout,
+        mode=mode,
+        deadline=options.deadline,
+        retries=options.retries,
+        retry_delay=options.retry_delay,
+        parallel=options.parallel,
+        listen_port=check_port(options.listen_port, "--listen-port"),
+        listen_bind=options.listen_bind,
+        dry_run=options.dry_run,
+        preview=options.preview,
+    )
+
+
+def _check_counts(options: Namespace) -> None:
+    """Raise unless the numeric options are in range."""
+    for flag, value, least in (
+        ("--wait-timeout", options.wait_timeout, 0),
+        ("--deadline", options.deadline, 0),
+        ("--retries", options.retries, 0),
+        ("--retry-delay", options.retry_delay, 0),
+        ("--parallel", options.parallel, 1),
+        ("--max-series", options.max_series, 0),
+    ):
+        if value < least:
+            raise InputError(f"{flag} {value} is below {least}")
+
+
+def check_cap(chosen: list[SeriesRequest], options: Namespace) -> None:
+    """Refuse an unbounded pull of more series than ``--max-series``."""
+    cap = options.max_series
+    if options.series.strip() or not cap or len(chosen) <= cap:
+        return
+    raise InputError(
+        f"the results file lists {len(chosen)} series, more than --max-series "
+        f"{cap} allows without --series; choose rows with --series, or raise "
+        "--max-series (0 for no limit)"
     )
 
 
@@ -106,16 +98,16 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
         plan = plan_from(options, outputdir)
         requests = load_requests(results_path(inputdir, options.series_file))
         chosen = select(requests, options.series)
-        report = RetrieveReport(command=shlex.join(sys.argv))
-        logger.info("pulling %d series from %s", len(chosen), plan.peer)
-        move_all(plan, chosen, report)
+        check_cap(chosen, options)
+        report = RetrieveReport(shlex.join(sys.argv), plan.mode, plan.dry_run)
+        logger.info("pulling %d series from %s (%s)", len(chosen), plan.peer, plan.mode)
+        run_pull(plan, chosen, report)
     except PullError as exc:
         report_error(exc)
         return exc.exit_code
-    collect_all(plan, report)
     report.write(outputdir)
     logger.info("%s", report.summary())
-    if report.failed:
+    if report.exit_code():
         report_error(PullError(f"{report.summary()}: {report.first_error()}"))
         return EXIT_FAILED
     return report.exit_code()

@@ -1,11 +1,19 @@
-"""Ask the PACS to send a series with C-MOVE, and read what it says it did."""
+"""Ask the PACS to send a series or a study (C-MOVE or C-GET), and read its answer.
+
+Both services answer with pending responses that count sub-operations, then a
+final response (PS3.4 C.4.2.1.5, C.4.3.1.4); ``follow`` reads them the same way
+for both, and ``check_final`` says what a final status means for the user.
+"""
 
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pynetdicom import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
@@ -14,6 +22,7 @@ from pacscommon.network import (
     CANCEL,
     IDENTIFIER_MISMATCH,
     MOVE_DESTINATION_UNKNOWN,
+    OUT_OF_RESOURCES,
     OUT_OF_RESOURCES_MATCHES,
     OUT_OF_RESOURCES_SUBOPS,
     PENDING,
@@ -23,22 +32,32 @@ from pacscommon.network import (
     WARNING_SUBOPS,
     Peer,
 )
-from pacsretrieve.selection import SeriesRequest
 
 logger = logging.getLogger(__name__)
 
 MOVE_MODEL = StudyRootQueryRetrieveInformationModelMove
+GET_MODEL = StudyRootQueryRetrieveInformationModelGet
+
+# The statuses that end the sub-operations with some of them done.
+_FINISHED = (SUCCESS, WARNING_SUBOPS, CANCEL)
+PROGRESS_EVERY = 2.0  # seconds between progress lines of one retrieve
+_OUT_OF_RESOURCES = (
+    OUT_OF_RESOURCES,
+    OUT_OF_RESOURCES_MATCHES,
+    OUT_OF_RESOURCES_SUBOPS,
+)
 
 
 @dataclass
 class MoveOutcome:
-    """What the PACS reported of one C-MOVE."""
+    """What the PACS reported of one C-MOVE or C-GET."""
 
     status: int | None = None
     completed: int = 0
     failed: int = 0
     warning: int = 0
     remaining: int = 0
+    pending: int = 0  # pending responses seen
     failed_instances: list[str] = field(default_factory=list)
 
     @property
@@ -47,49 +66,89 @@ class MoveOutcome:
         return self.completed + self.warning
 
 
-def move_identifier(request: SeriesRequest) -> Dataset:
-    """Return the C-MOVE identifier of one series (PS3.4 C.4.2.1.4)."""
+def retrieve_identifier(
+    level: str, StudyInstanceUID: str, SeriesInstanceUID: str | None
+) -> Dataset:
+    """Return the identifier of a study- or series-level retrieve (PS3.4 C.4.2.2)."""
     ds = Dataset()
-    ds.QueryRetrieveLevel = "SERIES"
-    ds.StudyInstanceUID = request.StudyInstanceUID
-    ds.SeriesInstanceUID = request.SeriesInstanceUID
+    ds.QueryRetrieveLevel = level
+    ds.StudyInstanceUID = StudyInstanceUID
+    if SeriesInstanceUID is not None:
+        ds.SeriesInstanceUID = SeriesInstanceUID
     return ds
 
 
 def send_move(
-    assoc: Association, request: SeriesRequest, destination: str, peer: Peer
+    assoc: Association, identifier: Dataset, destination: str, what: str, peer: Peer
 ) -> MoveOutcome:
-    """Move one series to ``destination``; raise if the PACS refused or dropped us."""
+    """C-MOVE ``identifier`` to ``destination``; return what the PACS reported."""
+    responses = assoc.send_c_move(identifier, destination, MOVE_MODEL)
+    return follow(responses, what, peer)
+
+
+def send_get(
+    assoc: Association, identifier: Dataset, what: str, peer: Peer
+) -> MoveOutcome:
+    """C-GET ``identifier`` over ``assoc``; return what the PACS reported."""
+    responses = assoc.send_c_get(identifier, GET_MODEL)
+    return follow(responses, what, peer)
+
+
+def follow(
+    responses: Iterator[tuple[Dataset, Dataset | None]], what: str, peer: Peer
+) -> MoveOutcome:
+    """Read every response of a retrieve; raise if the association was lost."""
     outcome = MoveOutcome()
-    responses = assoc.send_c_move(move_identifier(request), destination, MOVE_MODEL)
+    logged = time.monotonic()
     for status, identifier in responses:
         if "Status" not in status:
+            # pynetdicom yields an empty status on abort, on a dropped
+            # connection, and when no response came within the DIMSE timeout.
             raise AssociationAborted(
-                f"C-MOVE of series {request.SeriesInstanceUID}: {peer} sent no "
-                "status (association aborted, dropped or timed out); is the "
-                f"calling AE {peer.calling_aet} in the PACS's DicomModalities?"
+                f"{what}: {peer} sent no status (association aborted, dropped, "
+                "or no answer within --dimse-timeout); is the calling AE "
+                f"{peer.calling_aet} in the PACS's DicomModalities?"
             )
         _count(outcome, status)
         if status.Status in (PENDING, PENDING_WARNING):
-            logger.debug(
-                "series %s: %d completed, %d remaining",
-                request.SeriesInstanceUID,
-                outcome.completed,
-                outcome.remaining,
-            )
+            outcome.pending += 1
+            if time.monotonic() - logged >= PROGRESS_EVERY:
+                logged = time.monotonic()
+                _log_progress(what, outcome)
             continue
         outcome.status = int(status.Status)
         outcome.failed_instances = _failed_list(identifier)
-    _check_final(outcome, request, destination, peer)
     return outcome
 
 
+def _log_progress(what: str, outcome: MoveOutcome) -> None:
+    """Log how many sub-operations are done of how many in all."""
+    done = outcome.completed + outcome.warning
+    in_all = done + outcome.failed + outcome.remaining
+    logger.info("%s: %d of %d instances sent", what, done, in_all)
+
+
 def _count(outcome: MoveOutcome, status: Dataset) -> None:
-    """Copy the sub-operation counts of a response (PS3.4 C.4.2.1.5)."""
-    outcome.completed = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
-    outcome.failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
-    outcome.warning = int(status.get("NumberOfWarningSuboperations", 0) or 0)
-    outcome.remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+    """Take the sub-operation counts of a response (PS3.4 C.4.2.1.5).
+
+    A final failure response may carry counts of 0, as Orthanc's does, after
+    pending responses that counted instances sent: the counts done never go
+    down, so the highest seen is kept.
+    """
+    for keyword, name in (
+        ("NumberOfCompletedSuboperations", "completed"),
+        ("NumberOfFailedSuboperations", "failed"),
+        ("NumberOfWarningSuboperations", "warning"),
+    ):
+        value = status.get(keyword)
+        if value is not None and value != "":
+            setattr(outcome, name, max(getattr(outcome, name), int(value)))
+    remaining = status.get("NumberOfRemainingSuboperations")
+    if remaining is not None and remaining != "":
+        outcome.remaining = int(remaining)
+    elif status.get("Status") not in (PENDING, PENDING_WARNING):
+        if status.get("Status") in _FINISHED:
+            outcome.remaining = 0
 
 
 def _failed_list(identifier: Dataset | None) -> list[str]:
@@ -97,33 +156,56 @@ def _failed_list(identifier: Dataset | None) -> list[str]:
     if identifier is None or "FailedSOPInstanceUIDList" not in identifier:
         return []
     value = identifier.FailedSOPInstanceUIDList
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    if value is None or value == "":
+        return []
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
 
 
-def _check_final(
-    outcome: MoveOutcome, request: SeriesRequest, destination: str, peer: Peer
+def check_final(
+    outcome: MoveOutcome, what: str, destination: str | None, peer: Peer
 ) -> None:
-    """Raise unless the final status says the sub-operations ran."""
+    """Raise unless the final status says the sub-operations ran.
+
+    ``destination`` is the move destination, ``None`` for a C-GET.
+    """
     status = outcome.status
-    if status in (SUCCESS, WARNING_SUBOPS, CANCEL):
+    if status in _FINISHED:
         return
-    what = f"C-MOVE of series {request.SeriesInstanceUID} refused by {peer}"
+    refused = f"{what} refused by {peer}"
     if status is None:
-        raise AssociationAborted(f"{what}: no final response came")
-    if status == MOVE_DESTINATION_UNKNOWN or (
-        status & 0xF000 == UNABLE_TO_PROCESS and outcome.delivered == 0
-    ):
-        # Orthanc answers 0xC000, not 0xA801, for a destination it does not know.
+        raise AssociationAborted(f"{refused}: no final response came")
+    if destination is not None and _destination_unknown(outcome):
         raise StatusError(
-            f"{what} (status 0x{status:04X}): destination {destination} unknown "
+            f"{refused} (status 0x{status:04X}): destination {destination} unknown "
             "or unreachable; add it to the PACS's DicomModalities, and check the "
             "listener is up",
             status,
         )
-    if status in (OUT_OF_RESOURCES_MATCHES, OUT_OF_RESOURCES_SUBOPS):
-        raise StatusError(
-            f"{what}: the PACS is out of resources (0x{status:04X})", status
+    raise StatusError(f"{refused}: {_failure_text(outcome)}", status)
+
+
+def _destination_unknown(outcome: MoveOutcome) -> bool:
+    """Return whether a failure says the PACS could not reach the destination."""
+    # Orthanc answers 0xC000, not 0xA801, for a destination it does not know,
+    # with no pending response before it.
+    status = outcome.status or 0
+    nothing_sent = outcome.delivered == 0 and outcome.pending == 0
+    return status == MOVE_DESTINATION_UNKNOWN or (
+        status & 0xF000 == UNABLE_TO_PROCESS and nothing_sent
+    )
+
+
+def _failure_text(outcome: MoveOutcome) -> str:
+    """Return what a failure status means, with what was done before it."""
+    status = outcome.status or 0
+    if status in _OUT_OF_RESOURCES:
+        text = f"the PACS is out of resources (0x{status:04X}); try again later"
+    elif status == IDENTIFIER_MISMATCH:
+        text = f"identifier does not match SOP class (0x{status:04X})"
+    else:
+        text = f"failure status 0x{status:04X}; see the PACS's log"
+    if outcome.delivered or outcome.failed:
+        text += (
+            f", after {outcome.delivered} instances sent and {outcome.failed} failed"
         )
-    if status == IDENTIFIER_MISMATCH:
-        raise StatusError(f"{what}: identifier does not match SOP class", status)
-    raise StatusError(f"{what}: failure status 0x{status:04X}", status)
+    return text

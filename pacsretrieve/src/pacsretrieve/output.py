@@ -1,15 +1,21 @@
 """Put a retrieved series into the output directory, whole or not at all."""
 
+import hashlib
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
 
 from pacscommon.layout import uid_file_name
 
 logger = logging.getLogger(__name__)
 
 STAGING_DIR = ".pacsretrieve-staging"
+CHUNK = 1024 * 1024
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -53,3 +59,34 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
+
+
+def describe_instances(folder: Path, outputdir: Path) -> list[dict[str, Any]]:
+    """Return, for each instance in ``folder``, its file, SOPInstanceUID and SHA-256."""
+    return [
+        {
+            "file": path.relative_to(outputdir).as_posix(),
+            "SOPInstanceUID": _sop_instance_uid(path),
+            "sha256": file_sha256(path),
+        }
+        for path in sorted(folder.glob("*.dcm"))
+    ]
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes, in lower-case hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sop_instance_uid(path: Path) -> str | None:
+    """Return the SOPInstanceUID of a stored instance, read without its pixels."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+    except (InvalidDicomError, ValueError, TypeError, EOFError, OSError):
+        return None
+    value = ds.get("SOPInstanceUID")
+    return None if value is None else str(value)

@@ -1,25 +1,24 @@
-"""The steps of one pull: move each series, wait for it, copy it out."""
+"""The steps of one pull: check the PACS, plan, retrieve, wait, copy out."""
 
 import logging
+import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from pynetdicom import Association
-
-from pacscommon.errors import AssociationAborted, StatusError
-from pacscommon.network import (
-    Peer,
-    Timeouts,
-    associate,
-    keep_responses_for_requests,
-    make_ae,
-    release,
-)
-from pacsretrieve.arrival import wait_for
-from pacsretrieve.move import MOVE_MODEL, send_move
-from pacsretrieve.output import copy_series
+from pacscommon.network import Peer, Timeouts, release
+from pacscommon.server import ServerConfig
+from pacsretrieve.arrival import WaitBounds, look_all, total, wait_for
+from pacsretrieve.contexts import get_contexts, get_roles
+from pacsretrieve.jobs import RetrieveJob, by_study, plan_jobs
+from pacsretrieve.local import LocalStore
+from pacsretrieve.output import copy_series, describe_instances
+from pacsretrieve.preview import write_preview
+from pacsretrieve.query import echo, open_find, series_of_study, sop_classes_of_series
 from pacsretrieve.report import RetrieveReport, SeriesResult
+from pacsretrieve.retriever import MODE_GET, MODE_MOVE, MODE_SELF, Retriever
 from pacsretrieve.selection import SeriesRequest
+from pacsretrieve.workers import RetryPolicy, retrying, run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -31,96 +30,192 @@ class PullPlan:
     peer: Peer
     timeouts: Timeouts
     destination: str
-    data_dir: Path
+    data_dir: Path  # the listener's, in move mode
     outputdir: Path
     wait_timeout: float
+    mode: str = MODE_MOVE
+    deadline: float = 0.0  # seconds for the whole pull; 0 for none
+    retries: int = 2
+    retry_delay: float = 1.0
+    parallel: int = 1
+    listen_port: int = 11113
+    listen_bind: str = "127.0.0.1"
+    dry_run: bool = False
+    preview: bool = False
 
 
-def move_all(
-    plan: PullPlan, requests: list[SeriesRequest], report: RetrieveReport
+@dataclass
+class Prepared:
+    """What the pull learned from the PACS before retrieving."""
+
+    jobs: list[RetrieveJob]
+    sop_classes: set[str]
+
+
+def run_pull(
+    plan: PullPlan, chosen: list[SeriesRequest], report: RetrieveReport
 ) -> None:
-    """C-MOVE every requested series over one association, recording outcomes."""
-    ae = make_ae(plan.peer.calling_aet, plan.timeouts)
-    ae.add_requested_context(MOVE_MODEL)
-    assoc = associate(ae, plan.peer)
-    keep_responses_for_requests(assoc)
+    """Pull the chosen series into the output directory, recording each outcome."""
+    started = time.monotonic()
+    policy = RetryPolicy(
+        retries=plan.retries,
+        delay=plan.retry_delay,
+        deadline=started + plan.deadline if plan.deadline > 0 else None,
+    )
+    retrying(policy, f"C-ECHO of {plan.peer}", lambda: echo(plan.peer, plan.timeouts))
+    prepared = _prepared(plan, policy, chosen)
+    by_request = {id(r): j for j in prepared.jobs for r in j.requests}
+    report.results = [SeriesResult(r, by_request[id(r)]) for r in chosen]
+    if plan.dry_run:
+        _log_plan(prepared.jobs)
+        return
+    with _local_store(plan) as store:
+        data_dir = plan.data_dir if store is None else store.data_dir
+        retriever = _retriever(plan, prepared, store)
+        run_jobs(retriever, policy, prepared.jobs, plan.parallel)
+        bounds = WaitBounds(plan.wait_timeout, policy.deadline)
+        for job in prepared.jobs:
+            collect(plan, data_dir, job, report, bounds)
+
+
+def _prepared(
+    plan: PullPlan, policy: RetryPolicy, chosen: list[SeriesRequest]
+) -> "Prepared":
+    """Return ``prepare``'s answer, retrying transient failures."""
+    found: list[Prepared] = []
+    retrying(policy, "C-FIND", lambda: found.append(prepare(plan, chosen)))
+    return found[-1]
+
+
+def prepare(plan: PullPlan, chosen: list[SeriesRequest]) -> Prepared:
+    """Plan the retrieve jobs, asking the PACS what it holds where it matters."""
+    several = [s for s in by_study(chosen) if len(s.requests) > 1]
+    if not several and plan.mode != MODE_GET:
+        return Prepared(plan_jobs(chosen, set()), set())
+    assoc = open_find(plan.peer, plan.timeouts)
     try:
-        _move_each(assoc, plan, requests, report)
+        whole = {
+            s.StudyInstanceUID
+            for s in several
+            if series_of_study(assoc, s.StudyInstanceUID, plan.peer)
+            == {r.SeriesInstanceUID for r in s.requests}
+        }
+        classes: set[str] = set()
+        if plan.mode == MODE_GET:
+            for r in chosen:
+                classes |= sop_classes_of_series(
+                    assoc, r.StudyInstanceUID, r.SeriesInstanceUID, plan.peer
+                )
     finally:
         release(assoc)
+    return Prepared(plan_jobs(chosen, whole), classes)
 
 
-def _move_each(
-    assoc: Association,
+def _log_plan(jobs: list[RetrieveJob]) -> None:
+    """Log what a dry run would retrieve, one line per series."""
+    for job in jobs:
+        for r in job.requests:
+            expected = "?" if r.expected is None else str(r.expected)
+            logger.info(
+                "would pull series %s (%s instances) by a %s-level retrieve",
+                r.SeriesInstanceUID,
+                expected,
+                job.level,
+            )
+
+
+def _local_store(plan: PullPlan) -> AbstractContextManager[LocalStore | None]:
+    """Return the in-process storage engine the mode needs, if any."""
+    if plan.mode == MODE_MOVE:
+        return nullcontext(None)
+    config = None
+    if plan.mode == MODE_SELF:
+        config = ServerConfig(
+            aet=plan.destination, port=plan.listen_port, bind=plan.listen_bind
+        )
+    return LocalStore(plan.outputdir, config)
+
+
+def _retriever(
+    plan: PullPlan, prepared: Prepared, store: LocalStore | None
+) -> Retriever:
+    """Return how this mode asks for each job."""
+    if plan.mode != MODE_GET or store is None:
+        return Retriever(plan.peer, plan.timeouts, plan.destination)
+    return Retriever(
+        plan.peer,
+        plan.timeouts,
+        None,
+        contexts=get_contexts(prepared.sop_classes),
+        roles=get_roles(prepared.sop_classes),
+        store_handler=store.handlers.on_store,
+    )
+
+
+def collect(
     plan: PullPlan,
-    requests: list[SeriesRequest],
+    data_dir: Path,
+    job: RetrieveJob,
     report: RetrieveReport,
+    bounds: WaitBounds,
 ) -> None:
-    """Move the series one after the other; stop when the association is lost."""
-    for n, request in enumerate(requests):
-        result = SeriesResult(request)
-        report.results.append(result)
-        try:
-            result.outcome = send_move(assoc, request, plan.destination, plan.peer)
-        except StatusError as exc:
-            result.error = str(exc)
-            logger.error("%s", exc)
-            continue
-        except AssociationAborted as exc:
-            result.error = str(exc)
-            logger.error("%s", exc)
-            for rest in requests[n + 1 :]:
-                report.results.append(
-                    SeriesResult(rest, error="not attempted: association lost")
-                )
-            return
-        o = result.outcome
-        logger.info(
-            "series %s: PACS reports %d completed, %d failed, %d warning",
-            request.SeriesInstanceUID,
-            o.completed,
-            o.failed,
-            o.warning,
+    """Wait for a retrieved job's instances, then copy its series out."""
+    results = [r for r in report.results if r.job is job]
+    expected = {r.request.SeriesInstanceUID: r.request.expected for r in results}
+    o = job.outcome
+    if o is None or job.error is not None:
+        # A failure is reported, not waited for.
+        arrivals = look_all(data_dir, list(expected))
+    else:
+        arrivals = wait_for(data_dir, expected, o.delivered, bounds)
+    whole = o is not None and total(arrivals) >= o.delivered
+    for result in results:
+        arrival = arrivals[result.request.SeriesInstanceUID]
+        result.arrived, result.whole = arrival.count, whole
+        if job.error is None and arrival.entry is not None and arrival.count:
+            _copy_out(plan, data_dir, result, arrival.entry.path)
+        _note_result(plan, data_dir, result)
+
+
+def _copy_out(
+    plan: PullPlan, data_dir: Path, result: SeriesResult, relative: str
+) -> None:
+    """Copy one series folder into the output and describe its instances."""
+    uid = result.request.SeriesInstanceUID
+    target = copy_series(data_dir / relative, plan.outputdir, relative, uid)
+    result.path = relative
+    result.instances = describe_instances(target, plan.outputdir)
+    if plan.preview:
+        png = write_preview(target, uid)
+        result.preview = None if png is None else png.relative_to(plan.outputdir)
+
+
+def _note_result(plan: PullPlan, data_dir: Path, result: SeriesResult) -> None:
+    """Log a series' outcome and say why it is not whole, where it is not."""
+    uid = result.request.SeriesInstanceUID
+    o, expected = result.outcome, result.request.expected
+    if result.reason is None and o is not None and o.delivered == 0 and expected:
+        result.error = (
+            f"series {uid}: the PACS reported 0x{o.status or 0:04X} but sent none "
+            f"of the {expected} instances the query counted"
         )
-
-
-def collect_all(plan: PullPlan, report: RetrieveReport) -> None:
-    """Wait for each moved series to be on disk, then copy it to the output."""
-    for result in report.results:
-        if result.outcome is None:
-            continue
-        uid = result.request.SeriesInstanceUID
-        arrival = wait_for(
-            plan.data_dir, uid, result.outcome.delivered, plan.wait_timeout
+    elif result.reason is None and o is not None and o.delivered and not result.arrived:
+        result.error = (
+            f"series {uid}: the PACS reported {o.delivered} sent but none is in "
+            f"{data_dir}; is --data-location the listener's data directory?"
         )
-        result.arrived = arrival.count
-        _note_expected(result)
-        if arrival.entry is None or arrival.count == 0:
-            if result.outcome.delivered > 0:
-                result.error = (
-                    f"series {uid}: the PACS reported {result.outcome.delivered} "
-                    f"sent but none is in {plan.data_dir}; is --data-location the "
-                    "listener's data directory?"
-                )
-            continue
-        source = plan.data_dir / arrival.entry.path
-        copy_series(source, plan.outputdir, arrival.entry.path, uid)
-        result.path = arrival.entry.path
-        logger.info(
-            "series %s: %d of %d instances retrieved",
-            uid,
-            arrival.count,
-            result.outcome.delivered,
-        )
-
-
-def _note_expected(result: SeriesResult) -> None:
-    """Warn when the query's instance count differs from what arrived."""
-    expected = result.request.expected
-    if expected is not None and expected != result.arrived:
+    if result.matches_query is False:
         logger.warning(
             "series %s: the query counted %d instances, %d arrived",
-            result.request.SeriesInstanceUID,
+            uid,
             expected,
             result.arrived,
+        )
+    if result.reason is None:
+        logger.info(
+            "series %s: %d of %s instances received%s",
+            uid,
+            result.arrived,
+            "?" if expected is None else expected,
+            "" if result.complete else " (not whole)",
         )
