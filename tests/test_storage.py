@@ -1,5 +1,7 @@
 """The storage engine on bytes no sender should send."""
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,22 @@ def test_unreadable_data_sets_are_rejected(tmp_path: Path, body: bytes) -> None:
     ]
     assert stored == []
     assert not list((tmp_path / "data" / ".index").iterdir())
+
+
+def test_files_are_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    """Readers in other containers run as other users: no private files."""
+    from pacscommon.files import create_temp
+    from pacscommon.index import SeriesEntry, create_entry, entry_path
+
+    engine = StorageEngine(tmp_path / "data")
+    engine.prepare()
+    old = os.umask(0o022)
+    try:
+        fd, name = create_temp(engine.incoming, suffix=".dcm")
+        os.close(fd)
+        create_entry(engine.data_dir, SeriesEntry("1.2.3", "1.2", "a/b/c"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o644
+    index_file = entry_path(engine.data_dir, "1.2.3")
+    assert stat.S_IMODE(index_file.stat().st_mode) == 0o644

@@ -21,6 +21,8 @@ from typing import Any
 import pynetdicom.dimse_messages
 from pynetdicom import AE
 
+from pacscommon.files import create_temp
+
 logger = logging.getLogger(__name__)
 
 _ENGINE_ATTR = "_pacs_incoming"
@@ -30,7 +32,7 @@ class IncomingFile:
     """A data set being received; quacks like pynetdicom's temporary file."""
 
     def __init__(self, folder: Path, reserve_bytes: int) -> None:
-        fd, name = tempfile.mkstemp(dir=folder, suffix=".dcm")
+        fd, name = create_temp(folder, suffix=".dcm")
         self.name = name
         self._fp = os.fdopen(fd, "wb")
         self.error: OSError | None = None

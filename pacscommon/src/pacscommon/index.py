@@ -9,10 +9,10 @@ locks, so the index works from another container and on network filesystems.
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pacscommon.files import create_temp
 from pacscommon.layout import uid_file_name
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def create_entry(data_dir: Path, entry: SeriesEntry) -> SeriesEntry:
     """
     final = entry_path(data_dir, entry.SeriesInstanceUID)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=data_dir / INCOMING_DIR, suffix=".json")
+    fd, tmp = create_temp(data_dir / INCOMING_DIR, suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(asdict(entry), f, indent=2)

@@ -22,6 +22,7 @@ from pacscommon.errors import (
     InputError,
     PeerUnreachable,
 )
+from pacscommon.tls import TlsFiles, client_context
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ class Peer:
     port: int
     called_aet: str
     calling_aet: str
+    tls: TlsFiles | None = None
 
     def __str__(self) -> str:
-        return f"{self.called_aet} at {self.host}:{self.port}"
+        over = " over TLS" if self.tls else ""
+        return f"{self.called_aet} at {self.host}:{self.port}{over}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ def associate(
     opened: list[bool] = []
     handlers = list(NODELAY_HANDLERS) + list(evt_handlers or [])
     handlers.append((evt.EVT_CONN_OPEN, lambda _: opened.append(True)))
+    tls_args = (client_context(peer.tls), peer.host) if peer.tls else None
     assoc = ae.associate(
         peer.host,
         peer.port,
@@ -141,6 +145,7 @@ def associate(
         ae_title=peer.called_aet,
         ext_neg=ext_neg,
         evt_handlers=handlers,
+        tls_args=tls_args,
     )
     if assoc.is_established:
         logger.info("association with %s established", peer)
@@ -152,6 +157,12 @@ def _association_error(
     assoc: Association, peer: Peer, connected: bool
 ) -> AssociationRejected | AssociationAborted | PeerUnreachable:
     """Say why an association could not be established."""
+    if not connected and peer.tls:
+        return PeerUnreachable(
+            f"cannot connect to {peer}: no connection or no TLS handshake; check "
+            "the host and port, that the PACS speaks TLS there, and that its "
+            "certificate is signed by --tls-ca"
+        )
     if not connected:
         return PeerUnreachable(
             f"cannot connect to {peer}: nothing answered at that address; check "

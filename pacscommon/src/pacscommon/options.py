@@ -12,7 +12,9 @@ import argparse
 import os
 from collections.abc import Mapping
 
+from pacscommon.errors import InputError
 from pacscommon.network import Peer, Timeouts, check_ae_title, check_port
+from pacscommon.tls import TlsFiles
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -109,6 +111,52 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         default="INFO",
         help="DEBUG, INFO, WARNING or ERROR",
     )
+    add_tls_options(parser, client=True)
+
+
+def add_tls_options(parser: argparse.ArgumentParser, client: bool) -> None:
+    """Add the TLS options: a client's, or a server's (TLS when a cert is given)."""
+    add = parser.add_argument
+    if client:
+        add("--tls", dest="tls", action="store_true", help="speak TLS to the PACS")
+    add(
+        "--tls-ca",
+        dest="tls_ca",
+        type=str,
+        default="",
+        help="PEM file of the CAs that sign the peer's certificate"
+        + ("" if client else "; clients must then show one"),
+    )
+    add(
+        "--tls-cert",
+        dest="tls_cert",
+        type=str,
+        default="",
+        help="PEM file of our certificate"
+        + (" (for a PACS that asks for one)" if client else "; turns TLS on"),
+    )
+    add(
+        "--tls-key",
+        dest="tls_key",
+        type=str,
+        default="",
+        help="PEM file of our private key, if not in --tls-cert",
+    )
+
+
+def tls_from(options: argparse.Namespace, client: bool) -> TlsFiles | None:
+    """Return the TLS files the options name, or ``None`` for plain TCP."""
+    files = TlsFiles(
+        ca=getattr(options, "tls_ca", ""),
+        cert=getattr(options, "tls_cert", ""),
+        key=getattr(options, "tls_key", ""),
+    )
+    wanted = getattr(options, "tls", False) if client else bool(files.cert)
+    if not wanted:
+        if client and (files.ca or files.cert):
+            raise InputError("--tls-ca and --tls-cert need --tls")
+        return None
+    return files
 
 
 def peer_from(options: argparse.Namespace) -> Peer:
@@ -118,6 +166,7 @@ def peer_from(options: argparse.Namespace) -> Peer:
         port=check_port(options.pacs_port, "--pacs-port"),
         called_aet=check_ae_title(options.called_aet, "--called-aet"),
         calling_aet=check_ae_title(options.calling_aet, "--calling-aet"),
+        tls=tls_from(options, client=True),
     )
 
 

@@ -14,6 +14,7 @@ from pacscommon.handlers import StorageHandlers
 from pacscommon.incoming import attach
 from pacscommon.network import NODELAY_HANDLERS
 from pacscommon.storage import StorageEngine
+from pacscommon.tls import TlsFiles, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ServerConfig:
     max_associations: int = 64
     require_called_aet: bool = False
     allowed_calling_aets: tuple[str, ...] = ()
+    tls: TlsFiles | None = None
 
 
 def build_ae(config: ServerConfig) -> AE:
@@ -64,6 +66,7 @@ def start_server(
         server = ae.start_server(
             (config.bind, config.port),
             block=False,
+            ssl_context=server_context(config.tls) if config.tls else None,
             evt_handlers=cast(Any, handlers.bindings() + list(NODELAY_HANDLERS)),
         )
     except OSError as exc:
@@ -74,7 +77,11 @@ def start_server(
     if server is None:
         raise OperationError(f"storage SCP on port {config.port} did not start")
     logger.info(
-        "storage SCP %s listening on %s:%d", config.aet, config.bind, config.port
+        "storage SCP %s listening on %s:%d%s",
+        config.aet,
+        config.bind,
+        config.port,
+        " over TLS" if config.tls else "",
     )
     return server
 

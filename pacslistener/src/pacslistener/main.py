@@ -2,16 +2,16 @@
 
 import argparse
 import logging
+import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from pacscommon.errors import EXIT_OK, PullError
 from pacscommon.housekeeping import prune, usage
 from pacscommon.logs import report_error, setup_logging
 from pacscommon.network import check_ae_title, check_port
-from pacscommon.options import apply_environment
+from pacscommon.options import add_tls_options, apply_environment, tls_from
 from pacscommon.server import DEFAULT_MAX_PDU, ServerConfig, start_server, stop_server
 from pacscommon.storage import StorageEngine
 from pacslistener import __version__
@@ -19,6 +19,7 @@ from pacslistener import __version__
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "PACSLISTENER"
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="flush each file to the disk before it appears",
     )
+    add_tls_options(parser, client=False)
     add(
         "--usage",
         dest="usage",
@@ -135,6 +137,7 @@ def config_from(options: argparse.Namespace) -> ServerConfig:
             for a in options.allowed_calling_aets.split(",")
             if a.strip()
         ),
+        tls=tls_from(options, client=False),
     )
 
 
@@ -151,6 +154,19 @@ def housekeeping(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def watch_stop_signals() -> int:
+    """Return a file that becomes readable when SIGTERM or SIGINT arrives."""
+    # Any thread may take the signal (native threads of libraries included);
+    # the interpreter writes its number to the wakeup file from there, and the
+    # handler itself does nothing, so no lock is taken inside it.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: None)
+    return read_end
+
+
 def run(options: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code."""
     try:
@@ -164,14 +180,12 @@ def run(options: argparse.Namespace) -> int:
             fsync=options.fsync,
             reserve_bytes=max(0, options.min_free_mb) * 1024 * 1024,
         )
+        stop_signal = watch_stop_signals()
         server = start_server(engine, config)
     except PullError as exc:
         report_error(exc)
         return exc.exit_code
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    os.read(stop_signal, 1)
     logger.info(
         "stopping: no new associations, %.0f s for those in flight", options.grace
     )

@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pacscommon.errors import InputError
+from pacscommon.files import create_temp
 from pacscommon.results import ERROR_FILE, SUCCESS_FILE, encode_rows
 from pacsquery.query import QueryOutcome
 from pacsquery.table import RESULTS_TABLE, results_table
@@ -81,7 +81,7 @@ def write_atomically(path: Path, document: dict[str, Any]) -> Path:
 def write_text_atomically(path: Path, text: str) -> Path:
     """Write ``text`` as UTF-8 at ``path``, whole or not at all."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        fd, tmp = create_temp(path.parent, prefix=f".{path.name}.")
     except OSError as exc:
         raise _unwritable(path, exc) from exc
     try:

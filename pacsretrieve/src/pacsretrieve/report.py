@@ -2,12 +2,12 @@
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pacscommon.errors import EXIT_FAILED, EXIT_OK
+from pacscommon.files import create_temp
 from pacsretrieve.jobs import RetrieveJob
 from pacsretrieve.move import MoveOutcome
 from pacsretrieve.selection import SeriesRequest
@@ -148,7 +148,7 @@ class RetrieveReport:
 
 def write_json(path: Path, document: Any) -> Path:
     """Write ``document`` as JSON to ``path`` through a temporary file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = create_temp(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(document, f, indent=2, ensure_ascii=False)
