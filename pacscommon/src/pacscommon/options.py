@@ -21,6 +21,13 @@ _FALSE = {"0", "false", "no", "off", ""}
 _SKIP = {"help", "saveinputmeta", "saveoutputmeta"}
 
 
+def check_seconds(value: float, flag: str) -> float:
+    """Return ``value`` if it is a positive number of seconds, else raise."""
+    if not value > 0:
+        raise InputError(f"{flag} {value} is not a positive number of seconds")
+    return float(value)
+
+
 def env_name(prefix: str, dest: str) -> str:
     """Return the environment variable for option ``dest``."""
     return f"{prefix}_{dest.upper()}"
@@ -171,10 +178,10 @@ def peer_from(options: argparse.Namespace) -> Peer:
 
 
 def timeouts_from(options: argparse.Namespace) -> Timeouts:
-    """Return the timeouts the options name."""
-    dimse = float(options.dimse_timeout)
+    """Return the timeouts the options name, or raise if one is not positive."""
+    dimse = check_seconds(options.dimse_timeout, "--dimse-timeout")
     return Timeouts(
-        connect=float(options.connect_timeout),
+        connect=check_seconds(options.connect_timeout, "--connect-timeout"),
         acse=max(dimse, 30.0),
         dimse=dimse,
         network=max(dimse, 60.0),

@@ -53,6 +53,11 @@ def load_rows(path: Path) -> list[dict[str, str]]:
         raise ResultsFileError(f"results file {path} cannot be read: {exc}") from exc
     try:
         document = json.loads(text)
+    except RecursionError as exc:
+        raise ResultsFileError(
+            f"results file {path} is nested too deeply to be a results file; "
+            "rerun pacsquery to write it again"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise ResultsFileError(
             f"results file {path} is not valid JSON ({exc.msg} at line "

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pacscommon.errors import EXIT_OK, PullError
+from pacscommon.errors import EXIT_OK, InputError, PullError
 from pacscommon.housekeeping import prune, usage
 from pacscommon.logs import report_error, setup_logging
 from pacscommon.network import check_ae_title, check_port
@@ -123,14 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def at_least(value: int, low: int, flag: str) -> int:
+    """Return ``value`` if it is ``low`` or more, else raise an input error."""
+    if value < low:
+        raise InputError(f"{flag} {value} is below {low}")
+    return value
+
+
+def check_limits(options: argparse.Namespace) -> None:
+    """Raise if a limit that is no AE title, port or file is out of range."""
+    at_least(options.min_free_mb, 0, "--min-free-mb")
+    if not options.grace >= 0:
+        raise InputError(f"--grace {options.grace} is not a number of seconds")
+
+
 def config_from(options: argparse.Namespace) -> ServerConfig:
     """Return the server configuration the options name, checked."""
     return ServerConfig(
         aet=check_ae_title(options.aet, "--aet"),
         port=check_port(options.port, "--port"),
         bind=options.bind,
-        max_pdu=max(0, options.max_pdu),
-        max_associations=max(1, options.max_associations),
+        max_pdu=at_least(options.max_pdu, 0, "--max-pdu"),
+        max_associations=at_least(options.max_associations, 1, "--max-associations"),
         require_called_aet=options.require_called_aet,
         allowed_calling_aets=tuple(
             check_ae_title(a, "--allowed-calling-aets")
@@ -173,12 +187,13 @@ def run(options: argparse.Namespace) -> int:
         setup_logging(options.log_level)
         if options.usage or options.prune_days > 0:
             return housekeeping(options)
+        check_limits(options)
         config = config_from(options)
         engine = StorageEngine(
             Path(options.data_dir),
             prefix_by_aet=options.prefix_calling_aet,
             fsync=options.fsync,
-            reserve_bytes=max(0, options.min_free_mb) * 1024 * 1024,
+            reserve_bytes=options.min_free_mb * 1024 * 1024,
         )
         stop_signal = watch_stop_signals()
         server = start_server(engine, config)

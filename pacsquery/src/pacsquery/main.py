@@ -274,12 +274,6 @@ def checked_uids_per_query(options: Namespace) -> int:
 
 def checked_timeouts(options: Namespace) -> Timeouts:
     """Return the timeouts the options name, or raise if one is not positive."""
-    for flag, value in (
-        ("--connect-timeout", options.connect_timeout),
-        ("--dimse-timeout", options.dimse_timeout),
-    ):
-        if not value > 0:
-            raise InputError(f"{flag} {value} is not a positive number of seconds")
     return timeouts_from(options)
 
 
