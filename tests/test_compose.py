@@ -372,9 +372,8 @@ def test_query_then_retrieve_in_containers(stack: Stack, tmp_path: Path) -> None
     for uid, row in rows.items():
         assert int(row["NumberOfSeriesRelatedInstances"]["value"]) == len(held[uid])
 
-    # NOTE: the listener writes its files readable by their owner only, so the
-    # plugin reads the data volume as the listener's user; any UID once the
-    # files are world-readable (DESIGN: readers need read access only).
+    # Readers need read access only (DESIGN): the plugin reads the listener's
+    # volume as another user than the listener's, as ChRIS would run it.
     docker_run(
         IMAGES["pacsretrieve"],
         "pacsretrieve",
@@ -385,7 +384,7 @@ def test_query_then_retrieve_in_containers(stack: Stack, tmp_path: Path) -> None
         "/data",
         "/incoming",
         "/outgoing",
-        user=LISTENER_UID,
+        user=CHRIS_UID,
         mounts=[
             f"{stack.data_volume}:/data:ro",
             f"{query_out}:/incoming:ro",
