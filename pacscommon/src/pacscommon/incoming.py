@@ -21,6 +21,7 @@ from typing import Any
 import pynetdicom.dimse_messages
 from pynetdicom import AE
 
+from pacscommon.filemeta import create_fields, write_fields
 from pacscommon.files import create_temp
 
 logger = logging.getLogger(__name__)
@@ -110,3 +111,8 @@ def _install() -> None:
     # NamedTemporaryFile name in its dimse_messages module; remove once
     # pynetdicom lets an SCP say where and how received data sets are written.
     pynetdicom.dimse_messages.NamedTemporaryFile = _open_incoming  # type: ignore[assignment]
+    # NOTE: the file meta of each received instance, written without pydicom's
+    # dataset machinery (same bytes, see pacscommon.filemeta); remove once
+    # pynetdicom writes it cheaply itself.
+    pynetdicom.dimse_messages.create_file_meta = create_fields  # type: ignore[assignment]
+    pynetdicom.dimse_messages.write_file_meta_info = write_fields  # type: ignore[assignment]
