@@ -37,6 +37,7 @@ from reliability import tree_files
 
 from listener import Listener, program
 from orthanc import free_port
+from pacscommon.network import keep_responses_for_requests
 
 CLI_TIMEOUT = 30.0  # seconds; a bad value must never make a program wait
 # A listener that accepts a bad value serves until stopped: a shorter bound.
@@ -85,6 +86,8 @@ def send(listener: Listener, case: StoreCase) -> int | None:
         ae = AE(ae_title="BADINPUT")
         ae.add_requested_context(SC_STORAGE, syntax)
         assoc = ae.associate("127.0.0.1", listener.port, ae_title=listener.aet)
+        if assoc.is_established:
+            keep_responses_for_requests(assoc)
         assert assoc.is_established
         saved = _config.STORE_SEND_CHUNKED_DATASET
         _config.STORE_SEND_CHUNKED_DATASET = True  # the bytes as they stand

@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from listener import Listener, program
 from orthanc import free_port
 from pacscommon.index import count_instances, read_entry
+from pacscommon.network import keep_responses_for_requests
 
 
 @contextmanager
@@ -75,6 +76,8 @@ def send(port: int, *datasets: Dataset, aet: str = "SENDER") -> list[int]:
     ae = AE(ae_title=aet)
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", port, ae_title="CHRISLOCAL")
+    if assoc.is_established:
+        keep_responses_for_requests(assoc)
     assert assoc.is_established
     try:
         with lenient():
@@ -190,6 +193,8 @@ def test_only_listed_calling_aets_are_accepted(tmp_path: Path) -> None:
         ae = AE(ae_title="STRANGER")
         ae.add_requested_context(SecondaryCaptureImageStorage)
         assoc = ae.associate("127.0.0.1", port, ae_title="CHRISLOCAL")
+        if assoc.is_established:
+            keep_responses_for_requests(assoc)
         assert assoc.is_rejected
         # PS3.8 9.3.4: rejected-permanent, service user, calling AE not recognized
         rj = assoc.acceptor.primitive
@@ -222,6 +227,8 @@ def test_sigterm_lets_the_association_in_flight_finish(tmp_path: Path) -> None:
     ae = AE(ae_title="SLOW")
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", port, ae_title="CHRISLOCAL")
+    if assoc.is_established:
+        keep_responses_for_requests(assoc)
     assert assoc.is_established
     assert int(assoc.send_c_store(instance()).Status) == 0
     assert running.process is not None
@@ -327,6 +334,8 @@ def test_malformed_data_set_is_refused_and_serving_goes_on(
     ae = AE(ae_title="BROKEN")
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", listener.port, ae_title="CHRISLOCAL")
+    if assoc.is_established:
+        keep_responses_for_requests(assoc)
     assert assoc.is_established
     saved = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True

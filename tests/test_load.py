@@ -38,7 +38,7 @@ from corpus import Corpus, pixel_data_bytes
 from listener import Listener
 from orthanc import LISTENER_AET, OrthancServer
 from pacscommon.index import INDEX_DIR, count_instances
-from pacscommon.network import NODELAY_HANDLERS
+from pacscommon.network import NODELAY_HANDLERS, keep_responses_for_requests
 
 SERIES = 10
 PER_SENDER = 100
@@ -112,6 +112,8 @@ def send_pynetdicom(port: int, files: list[Path], aet: str) -> list[int]:
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", port, ae_title=LISTENER_AET,
                          evt_handlers=list(NODELAY_HANDLERS))  # fmt: skip
+    if assoc.is_established:
+        keep_responses_for_requests(assoc)
     assert assoc.is_established
     try:
         return [int(assoc.send_c_store(path).Status) for path in files]
