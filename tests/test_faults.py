@@ -49,6 +49,7 @@ from pacscommon.index import count_instances, read_entry
 from pacscommon.network import NODELAY_HANDLERS
 from pacscommon.server import ServerConfig, build_ae
 from pacscommon.storage import StorageEngine
+from tmpfs import mounted_tmpfs
 
 SLICES = 300
 DEST = "FAULTS"  # the AE title Orthanc moves to in this module
@@ -303,19 +304,8 @@ def test_slow_move_is_cut_off_by_our_dimse_timeout(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 5 MB tmpfs (about 150 of the 300 slices), mounted for the test."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small-disk", "5m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_data_volume_full_mid_series(

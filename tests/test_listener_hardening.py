@@ -23,6 +23,7 @@ from listener import Listener, program
 from orthanc import free_port
 from pacscommon.index import count_instances, read_entry
 from pacscommon.network import keep_responses_for_requests
+from tmpfs import mounted_tmpfs
 
 
 @contextmanager
@@ -272,19 +273,8 @@ def test_stored_file_reads_back(listener: Listener) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 30 MB tmpfs, mounted for the test (needs root)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small-disk", "30m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_disk_full_mid_instance_loses_only_that_instance(
