@@ -55,6 +55,27 @@ def environment_args(
     return args
 
 
+def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """Return the error of a plugin's INPUTDIR that is not a directory, if any.
+
+    chris_plugin checks it itself, but with exit 1 and no hint; a missing input
+    directory is bad input (exit 2).
+    """
+    if {"-h", "--help", "--version"} & set(argv):
+        return None
+    try:
+        _, rest = parser.parse_known_args(argv)
+    except SystemExit:
+        return None  # argparse reports its own errors when the plugin parses
+    positional = [a for a in rest if not a.startswith("-")]
+    if positional and not os.path.isdir(positional[0]):
+        return (
+            f"input directory {positional[0]} is not a directory; give the "
+            "directory that holds the input (it may be empty for pacsquery)"
+        )
+    return None
+
+
 def apply_environment(
     parser: argparse.ArgumentParser, prefix: str, argv: list[str]
 ) -> list[str]:

@@ -11,6 +11,7 @@ from chris_plugin import chris_plugin
 
 from pacscommon.errors import (
     EXIT_FAILED,
+    EXIT_INPUT,
     EXIT_OK,
     InputError,
     OperationError,
@@ -21,6 +22,7 @@ from pacscommon.network import Peer, Timeouts
 from pacscommon.options import (
     add_connection_options,
     apply_environment,
+    missing_input_dir,
     peer_from,
     timeouts_from,
 )
@@ -309,5 +311,9 @@ def fail(outputdir: Path, error: PullError) -> int:
 def cli() -> int:
     """Entry point of the ``pacsquery`` console script."""
     sys.argv[1:] = apply_environment(parser, ENV_PREFIX, sys.argv[1:])
+    problem = missing_input_dir(parser, sys.argv[1:])
+    if problem:
+        report_error(InputError(problem))
+        return EXIT_INPUT
     result: int = main()
     return result

@@ -1,6 +1,7 @@
 """The command line of pacsretrieve: its options, with their built-in defaults."""
 
 from argparse import ArgumentParser
+from importlib.metadata import version
 
 from pacscommon.options import add_connection_options
 from pacsretrieve.retriever import MODE_MOVE, MODES
@@ -22,6 +23,9 @@ def build_parser() -> ArgumentParser:
     _add_source_options(parser)
     _add_wait_options(parser)
     _add_mode_options(parser)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('pacsretrieve')}"
+    )
     return parser
 
 

@@ -8,10 +8,15 @@ from pathlib import Path
 
 from chris_plugin import chris_plugin
 
-from pacscommon.errors import EXIT_FAILED, InputError, PullError
+from pacscommon.errors import EXIT_FAILED, EXIT_INPUT, InputError, PullError
 from pacscommon.logs import report_error, setup_logging
 from pacscommon.network import check_ae_title, check_port
-from pacscommon.options import apply_environment, peer_from, timeouts_from
+from pacscommon.options import (
+    apply_environment,
+    missing_input_dir,
+    peer_from,
+    timeouts_from,
+)
 from pacsretrieve.arguments import ENV_PREFIX, build_parser
 from pacsretrieve.preview import preview_available
 from pacsretrieve.pull import PullPlan, run_pull
@@ -116,4 +121,8 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
 def cli() -> int:
     """Entry point of the ``pacsretrieve`` console script."""
     sys.argv[1:] = apply_environment(parser, ENV_PREFIX, sys.argv[1:])
+    problem = missing_input_dir(parser, sys.argv[1:])
+    if problem:
+        report_error(InputError(problem))
+        return EXIT_INPUT
     return int(main() or 0)
