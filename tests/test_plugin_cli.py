@@ -31,3 +31,24 @@ def test_version_is_printed_once(name: str) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"{name} 0.1.0"
+
+
+def test_a_bad_option_value_is_reported_once(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    done = subprocess.run(
+        [
+            program("pacsquery"),
+            "--pacs-port",
+            "abc",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    errors = [ln for ln in done.stderr.splitlines() if "error:" in ln]
+    assert errors == [
+        "pacsquery: error: argument --serverPort/--pacs-port: invalid int value: 'abc'"
+    ]

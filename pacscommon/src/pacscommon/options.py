@@ -9,6 +9,8 @@ built-in ones.
 """
 
 import argparse
+import contextlib
+import io
 import os
 from collections.abc import Mapping
 
@@ -64,9 +66,11 @@ def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str |
     if {"-h", "--help", "--version"} & set(argv):
         return None
     try:
-        _, rest = parser.parse_known_args(argv)
+        # argparse reports its own errors when the plugin parses: not twice.
+        with contextlib.redirect_stderr(io.StringIO()):
+            _, rest = parser.parse_known_args(argv)
     except SystemExit:
-        return None  # argparse reports its own errors when the plugin parses
+        return None
     positional = [a for a in rest if not a.startswith("-")]
     if positional and not os.path.isdir(positional[0]):
         return (
