@@ -52,3 +52,23 @@ def test_a_bad_option_value_is_reported_once(tmp_path: Path) -> None:
     assert errors == [
         "pacsquery: error: argument --serverPort/--pacs-port: invalid int value: 'abc'"
     ]
+
+
+def test_an_unknown_option_is_named(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    done = subprocess.run(
+        [
+            program("pacsquery"),
+            "--patiend-id",
+            "X",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("usage: pacsquery [options]")
+    assert "unrecognized arguments: --patiend-id" in lines[1]

@@ -71,10 +71,11 @@ def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str |
             _, rest = parser.parse_known_args(argv)
     except SystemExit:
         return None
-    positional = [a for a in rest if not a.startswith("-")]
-    if positional and not os.path.isdir(positional[0]):
+    if any(a.startswith("-") for a in rest):
+        return None  # an unknown option: argparse names it when the plugin parses
+    if rest and not os.path.isdir(rest[0]):
         return (
-            f"input directory {positional[0]} is not a directory; give the "
+            f"input directory {rest[0]} is not a directory; give the "
             "directory that holds the input (it may be empty for pacsquery)"
         )
     return None

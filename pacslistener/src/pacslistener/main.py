@@ -25,6 +25,8 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of pacslistener's options."""
     parser = argparse.ArgumentParser(
+        # The default usage would list each option by its first (seed-era) name.
+        usage="%(prog)s [options] (options: %(prog)s --help)",
         prog="pacslistener",
         description="DICOM storage SCP that writes every instance it receives "
         "into a series tree under --data-dir, with a per-series index. Every "

@@ -127,6 +127,8 @@ FILTER_OPTIONS = (
 def build_parser() -> ArgumentParser:
     """Return the parser of pacsquery's options."""
     parser = ArgumentParser(
+        # The default usage would list each option by its first (seed-era) name.
+        usage="%(prog)s [options] INPUTDIR OUTPUTDIR (options: %(prog)s --help)",
         prog="pacsquery",
         description="Ask a PACS (C-FIND) for the series that match the filters "
         "and write them to OUTPUTDIR/success.txt, one row per series, with a "

@@ -13,11 +13,13 @@ DEFAULT_MAX_SERIES = 200
 def build_parser() -> ArgumentParser:
     """Return the parser of pacsretrieve's options."""
     parser = ArgumentParser(
+        # The default usage would list each option by its first (seed-era) name.
+        usage="%(prog)s [options] INPUTDIR OUTPUTDIR (options: %(prog)s --help)",
         description="Pull the series that pacsquery found out of a PACS: C-MOVE "
         "each chosen row to a storage SCP (pacslistener) or to this program, or "
         "C-GET it, wait until every instance is on disk, and put the series into "
         "the output directory with a report.json. Options can also be set as "
-        f"{ENV_PREFIX}_<OPTION> environment variables."
+        f"{ENV_PREFIX}_<OPTION> environment variables.",
     )
     add_connection_options(parser)
     _add_source_options(parser)
