@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from test_pacsretrieve import (
 from corpus import Corpus
 from orthanc import SELF_AET, OrthancServer, free_port
 from pacsretrieve.main import main, parser
+from tmpfs import mounted_tmpfs
 
 
 def run_mode(
@@ -219,3 +221,26 @@ def test_preview_thumbnails(orthanc: OrthancServer, tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png == (out / item["path"]).with_name(Path(item["path"]).name + ".png")
     assert all(not list((out / s["path"]).glob("*.png")) for s in series)
+
+
+@pytest.mark.parametrize("mode", ["get", "self"])
+def test_data_sets_stream_into_the_output_filesystem(
+    orthanc: OrthancServer,
+    corpus: Corpus,
+    self_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    """A system temp directory on another filesystem (as in a container) must
+    not matter: the engine's data sets arrive in its own .incoming folder."""
+    truth = orthanc.series_truth()
+    with mounted_tmpfs(tmp_path / "other-fs", "20m") as other:
+        monkeypatch.setattr(tempfile, "tempdir", str(other))
+        code, out = run_mode(orthanc, tmp_path, "--mode", mode, "--move-destination",
+                             SELF_AET, "--listen-port", str(self_port),
+                             rows=truth_rows(truth))  # fmt: skip
+        assert not list(other.iterdir())
+    assert code == 0
+    for t in truth.values():
+        check_series_arrived(t, out, corpus)

@@ -66,9 +66,20 @@ class StorageHandlers:
 
     def on_store(self, event: evt.Event) -> int:
         """Store one instance; return its C-STORE status."""
+        partial = getattr(event.request, "_dataset_file", None)
+        try:
+            return self._store(event, partial)
+        finally:
+            # pynetdicom closes and removes the file after an SCP's handler,
+            # but not on the C-GET path (an SCU's handler): do it here for both.
+            if partial is not None:
+                partial.close()
+                Path(partial.name).unlink(missing_ok=True)
+
+    def _store(self, event: evt.Event, partial: object) -> int:
+        """Move the received file into the tree; return the status to answer."""
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
         stats = self._stats.get(event.assoc)
-        partial = getattr(event.request, "_dataset_file", None)
         if isinstance(partial, IncomingFile) and partial.error is not None:
             logger.warning("instance %s not stored: %s", sop_uid, partial.error)
             return self._failed(stats, STORE_OUT_OF_RESOURCES)

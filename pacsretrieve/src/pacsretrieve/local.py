@@ -8,7 +8,6 @@ keeps only the series tree and the report.
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -34,7 +33,6 @@ class LocalStore:
         self.handlers = StorageHandlers(self.engine)
         self.config = server
         self._server: ThreadedAssociationServer | None = None
-        self._tempdir = tempfile.tempdir
 
     def __enter__(self) -> "LocalStore":
         if self.data_dir.exists():
@@ -56,6 +54,4 @@ class LocalStore:
     ) -> None:
         if self._server is not None:
             stop_server(self._server, STOP_GRACE)
-        # The engine pointed the tempfile module at its .incoming folder.
-        tempfile.tempdir = self._tempdir
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -149,6 +149,7 @@ def _retriever(
         contexts=get_contexts(prepared.sop_classes),
         roles=get_roles(prepared.sop_classes),
         store_handler=store.handlers.on_store,
+        incoming=store.engine.incoming_folder(),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pynetdicom import Association, evt
 from pynetdicom.presentation import PresentationContext
 
+from pacscommon.incoming import IncomingFolder, attach
 from pacscommon.network import (
     Peer,
     Timeouts,
@@ -44,10 +45,13 @@ class Retriever:
     contexts: list[PresentationContext] = field(default_factory=list)
     roles: list[Any] = field(default_factory=list)
     store_handler: Callable[[evt.Event], int] | None = None
+    incoming: IncomingFolder | None = None  # where C-GET's data sets stream to
 
     def open(self) -> Association:
         """Open an association ready for this mode's requests."""
         ae = make_ae(self.peer.calling_aet, self.timeouts)
+        if self.incoming is not None:
+            attach(ae, self.incoming)
         handlers = []
         if self.destination is not None:
             ae.add_requested_context(MOVE_MODEL)
