@@ -65,3 +65,13 @@ class StatusError(OperationError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+def unexpected(exc: Exception) -> OperationError:
+    """Wrap an error that no step foresaw, for its one ``error:`` line."""
+    error = OperationError(
+        f"unexpected {type(exc).__name__}: {exc}; rerun with --log-level DEBUG "
+        "for the traceback"
+    )
+    error.__cause__ = exc
+    return error

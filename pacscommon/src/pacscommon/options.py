@@ -12,9 +12,11 @@ import argparse
 import contextlib
 import io
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 
-from pacscommon.errors import InputError
+from pacscommon.errors import EXIT_INPUT, InputError
+from pacscommon.logs import report_error
 from pacscommon.network import Peer, Timeouts, check_ae_title, check_port
 from pacscommon.tls import TlsFiles
 
@@ -79,6 +81,23 @@ def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str |
             "directory that holds the input (it may be empty for pacsquery)"
         )
     return None
+
+
+def run_plugin(
+    parser: argparse.ArgumentParser, prefix: str, main: Callable[[], object]
+) -> int:
+    """Run a plugin's decorated ``main`` as its console script; return the code.
+
+    The environment's options go first on the command line, and an input
+    directory that is not one is reported here, as bad input.
+    """
+    sys.argv[1:] = apply_environment(parser, prefix, sys.argv[1:])
+    problem = missing_input_dir(parser, sys.argv[1:])
+    if problem:
+        report_error(InputError(problem))
+        return EXIT_INPUT
+    code = main()
+    return code if isinstance(code, int) else 0
 
 
 def apply_environment(

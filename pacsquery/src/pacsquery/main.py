@@ -1,7 +1,6 @@
 """Command line of pacsquery: parse, query the PACS, write the results file."""
 
 import logging
-import sys
 from argparse import ArgumentParser, Namespace
 from dataclasses import dataclass, replace
 from importlib.metadata import version
@@ -11,19 +10,18 @@ from chris_plugin import chris_plugin
 
 from pacscommon.errors import (
     EXIT_FAILED,
-    EXIT_INPUT,
     EXIT_OK,
     InputError,
     OperationError,
     PullError,
+    unexpected,
 )
 from pacscommon.logs import report_error, setup_logging
-from pacscommon.network import Peer, Timeouts
+from pacscommon.network import Peer
 from pacscommon.options import (
     add_connection_options,
-    apply_environment,
-    missing_input_dir,
     peer_from,
+    run_plugin,
     timeouts_from,
 )
 from pacsquery.batch import BatchQuery, find_batch_file, read_batch
@@ -214,7 +212,7 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
         batch = batch_of(options, inputdir)
         queries = query_keys(options, batch)
         peer = peer_from(options)
-        timeouts = checked_timeouts(options)
+        timeouts = timeouts_from(options)
         uids = checked_uids_per_query(options)
         outcome = run_queries(peer, timeouts, queries, uids)
         command = invocation(parser, options, inputdir, outputdir)
@@ -276,11 +274,6 @@ def checked_uids_per_query(options: Namespace) -> int:
     return int(options.uids_per_query)
 
 
-def checked_timeouts(options: Namespace) -> Timeouts:
-    """Return the timeouts the options name, or raise if one is not positive."""
-    return timeouts_from(options)
-
-
 def cut_short(peer: Peer, outcome: QueryOutcome) -> OperationError:
     """Say that the PACS ended its answer early, and what was kept."""
     return OperationError(
@@ -288,16 +281,6 @@ def cut_short(peer: Peer, outcome: QueryOutcome) -> OperationError:
         f'the {len(outcome.rows)} series received, marked "complete": false; '
         "run the query again"
     )
-
-
-def unexpected(exc: Exception) -> OperationError:
-    """Wrap an error that no step foresaw."""
-    error = OperationError(
-        f"unexpected {type(exc).__name__}: {exc}; rerun with --log-level DEBUG "
-        "for the traceback"
-    )
-    error.__cause__ = exc
-    return error
 
 
 def fail(outputdir: Path, error: PullError) -> int:
@@ -312,10 +295,4 @@ def fail(outputdir: Path, error: PullError) -> int:
 
 def cli() -> int:
     """Entry point of the ``pacsquery`` console script."""
-    sys.argv[1:] = apply_environment(parser, ENV_PREFIX, sys.argv[1:])
-    problem = missing_input_dir(parser, sys.argv[1:])
-    if problem:
-        report_error(InputError(problem))
-        return EXIT_INPUT
-    result: int = main()
-    return result
+    return run_plugin(parser, ENV_PREFIX, main)

@@ -8,13 +8,12 @@ from pathlib import Path
 
 from chris_plugin import chris_plugin
 
-from pacscommon.errors import EXIT_FAILED, EXIT_INPUT, InputError, PullError
+from pacscommon.errors import EXIT_FAILED, InputError, PullError, unexpected
 from pacscommon.logs import report_error, setup_logging
 from pacscommon.network import check_ae_title, check_port
 from pacscommon.options import (
-    apply_environment,
-    missing_input_dir,
     peer_from,
+    run_plugin,
     timeouts_from,
 )
 from pacsretrieve.arguments import ENV_PREFIX, build_parser
@@ -110,6 +109,10 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
     except PullError as exc:
         report_error(exc)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - one error line, traceback at DEBUG
+        error = unexpected(exc)
+        report_error(error)
+        return error.exit_code
     report.write(outputdir)
     logger.info("%s", report.summary())
     if report.exit_code():
@@ -120,9 +123,4 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
 
 def cli() -> int:
     """Entry point of the ``pacsretrieve`` console script."""
-    sys.argv[1:] = apply_environment(parser, ENV_PREFIX, sys.argv[1:])
-    problem = missing_input_dir(parser, sys.argv[1:])
-    if problem:
-        report_error(InputError(problem))
-        return EXIT_INPUT
-    return int(main() or 0)
+    return run_plugin(parser, ENV_PREFIX, main)
