@@ -78,11 +78,6 @@ class Walk:
     answered: dict[tuple[object, ...], list[Record]] = field(default_factory=dict)
 
 
-def run_query(peer: Peer, timeouts: Timeouts, keys: QueryKeys) -> QueryOutcome:
-    """Ask ``peer`` for every series that matches ``keys``, over one association."""
-    return run_queries(peer, timeouts, [keys])
-
-
 def run_queries(
     peer: Peer,
     timeouts: Timeouts,
