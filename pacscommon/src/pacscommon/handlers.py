@@ -79,14 +79,32 @@ class StorageHandlers:
     def _store(self, event: evt.Event, partial: object) -> int:
         """Move the received file into the tree; return the status to answer."""
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
-        stats = self._stats.get(event.assoc)
-        if isinstance(partial, IncomingFile) and partial.error is not None:
-            logger.warning("instance %s not stored: %s", sop_uid, partial.error)
+        error = partial.error if isinstance(partial, IncomingFile) else None
+        return self.store_received(
+            event.assoc, sop_uid, lambda: event.dataset_path, error
+        )
+
+    def store_received(
+        self,
+        assoc: Association,
+        sop_uid: str,
+        received: Callable[[], Path],
+        error: OSError | None = None,
+        head: bytes = b"",
+    ) -> int:
+        """Store a data set that arrived whole; return the C-STORE status.
+
+        ``received`` gives the file's path; ``error`` is why it could not be
+        written, ``head`` its first bytes after the file meta, if known.
+        """
+        stats = self._stats.get(assoc)
+        if error is not None:
+            logger.warning("instance %s not stored: %s", sop_uid, error)
             return self._failed(stats, STORE_OUT_OF_RESOURCES)
         try:
-            received = event.dataset_path
-            size = received.stat().st_size
-            stored = self.engine.store(received, _calling_aet(event.assoc))
+            path = received()
+            size = path.stat().st_size
+            stored = self.engine.store(path, _calling_aet(assoc), head)
         except InstanceRejected as exc:
             logger.warning("instance %s refused: %s", sop_uid, exc)
             return self._failed(stats, exc.status)

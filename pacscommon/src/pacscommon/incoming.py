@@ -42,7 +42,7 @@ class IncomingFile:
         if reserve_bytes and shutil.disk_usage(folder).free < reserve_bytes:
             self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Write a fragment; after a failure, drop it."""
         if self.error is None:
             try:

@@ -1,6 +1,7 @@
 """Run the storage engine as a DICOM storage SCP."""
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -9,10 +10,12 @@ from pynetdicom import AE, Association, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from pacscommon.acceptor import RECEIVER_ATTR, ReceivingRequestHandler
 from pacscommon.errors import OperationError
 from pacscommon.handlers import StorageHandlers
 from pacscommon.incoming import attach
 from pacscommon.network import NODELAY_HANDLERS
+from pacscommon.receiver import Receiver
 from pacscommon.storage import StorageEngine
 from pacscommon.tls import TlsFiles, server_context
 
@@ -63,19 +66,26 @@ def start_server(
     ae = build_ae(config)
     attach(ae, engine.incoming_folder())
     try:
-        server = ae.start_server(
+        server = ae.make_server(
             (config.bind, config.port),
-            block=False,
             ssl_context=server_context(config.tls) if config.tls else None,
             evt_handlers=cast(Any, handlers.bindings() + list(NODELAY_HANDLERS)),
+            server_class=ThreadedAssociationServer,
+            request_handler=ReceivingRequestHandler,
         )
     except OSError as exc:
         raise OperationError(
             f"cannot listen on {config.bind}:{config.port}: {exc.strerror}; "
             "choose a free port or stop what holds it"
         ) from exc
-    if server is None:
-        raise OperationError(f"storage SCP on port {config.port} did not start")
+    # Established associations are served by the receive loop.
+    setattr(server, RECEIVER_ATTR, Receiver(handlers, engine.incoming_folder()))
+    thread = threading.Thread(
+        target=server.serve_forever, name=f"StorageSCP@{config.port}", daemon=True
+    )
+    thread.start()
+    # The AE keeps the servers it started; the server's shutdown expects that.
+    ae._servers.append(server)
     logger.info(
         "storage SCP %s listening on %s:%d%s",
         config.aet,

@@ -120,8 +120,14 @@ class StorageEngine:
             removed += 1
         return removed
 
-    def store(self, received: Path, calling_aet: str = "") -> StoredInstance:
-        """Move a received Part-10 file into its series folder."""
+    def store(
+        self, received: Path, calling_aet: str = "", head: bytes = b""
+    ) -> StoredInstance:
+        """Move a received Part-10 file into its series folder.
+
+        ``head``, the data set's first bytes if the caller has them, spares
+        reading the file for the attributes the layout needs.
+        """
         attrs = read_layout_attributes(received)
         uid = attrs.get("SeriesInstanceUID") or ""
         sop_uid = attrs.get("SOPInstanceUID") or ""
