@@ -14,6 +14,7 @@ from typing import Any
 
 from pynetdicom import Association, evt
 
+from pacscommon.headscan import DataSetHead
 from pacscommon.incoming import IncomingFile
 from pacscommon.storage import (
     STORE_CANNOT_UNDERSTAND,
@@ -90,7 +91,7 @@ class StorageHandlers:
         sop_uid: str,
         received: Callable[[], Path],
         error: OSError | None = None,
-        head: bytes = b"",
+        head: DataSetHead | None = None,
     ) -> int:
         """Store a data set that arrived whole; return the C-STORE status.
 

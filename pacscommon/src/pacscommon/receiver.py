@@ -25,6 +25,7 @@ from pynetdicom import Association
 from pacscommon import commands as cmd
 from pacscommon.filemeta import FileMetaFields, file_meta_bytes
 from pacscommon.handlers import StorageHandlers
+from pacscommon.headscan import DataSetHead
 from pacscommon.incoming import IncomingFile, IncomingFolder
 from pacscommon.storage import STORE_CANNOT_UNDERSTAND, STORE_OUT_OF_RESOURCES
 
@@ -142,6 +143,8 @@ class _Arrival:
         self.sop_class = cmd.command_uid(command, cmd.AffectedSOPClassUID)
         self.sop_instance = cmd.command_uid(command, cmd.AffectedSOPInstanceUID)
         self.head = bytearray()
+        self.size = 0
+        self.transfer_syntax = ""
         self.error: OSError | None = None
         self.file: IncomingFile | None = None
         try:
@@ -153,6 +156,7 @@ class _Arrival:
         """Write a piece of the data set, keeping its first bytes."""
         if len(self.head) < HEAD_BYTES:
             self.head += piece[: HEAD_BYTES - len(self.head)]
+        self.size += len(piece)
         if self.file is not None:
             self.file.write(piece)
 
@@ -301,8 +305,9 @@ class ReceiveLoop:
         """Open the file of a C-STORE's data set and write its file meta."""
         arrival = _Arrival(context_id, command, self.receiver.incoming)
         self.state.arrival = arrival
+        transfer_syntax = str(self.contexts[context_id].transfer_syntax[0])
+        arrival.transfer_syntax = transfer_syntax
         if arrival.file is not None:
-            transfer_syntax = str(self.contexts[context_id].transfer_syntax[0])
             meta = FileMetaFields(
                 arrival.sop_class,
                 arrival.sop_instance,
@@ -335,12 +340,13 @@ class ReceiveLoop:
             logger.warning("instance %s not stored: %s", arrival.sop_instance, error)
         else:
             name = arrival.file.name
-            status = self.receiver.handlers.store_received(
-                self.assoc,
-                arrival.sop_instance,
-                lambda: Path(name),
-                error,
+            head = DataSetHead(
                 bytes(arrival.head),
+                arrival.transfer_syntax,
+                whole=arrival.size == len(arrival.head),
+            )
+            status = self.receiver.handlers.store_received(
+                self.assoc, arrival.sop_instance, lambda: Path(name), error, head
             )
         # Stored files were renamed away; what is left here was refused.
         arrival.discard()

@@ -19,6 +19,7 @@ from pydicom import dcmread
 
 from pacscommon.dicomtext import element_text
 from pacscommon.errors import InputError
+from pacscommon.headscan import DataSetHead, scan_layout
 from pacscommon.incoming import IncomingFolder
 from pacscommon.index import (
     INCOMING_DIR,
@@ -121,14 +122,16 @@ class StorageEngine:
         return removed
 
     def store(
-        self, received: Path, calling_aet: str = "", head: bytes = b""
+        self, received: Path, calling_aet: str = "", head: DataSetHead | None = None
     ) -> StoredInstance:
         """Move a received Part-10 file into its series folder.
 
-        ``head``, the data set's first bytes if the caller has them, spares
-        reading the file for the attributes the layout needs.
+        ``head``, the data set's first bytes if the caller has them, mostly
+        spares parsing the file for the attributes the layout needs.
         """
-        attrs = read_layout_attributes(received)
+        attrs = scan_layout(head) if head is not None else None
+        if attrs is None:
+            attrs = read_layout_attributes(received)
         uid = attrs.get("SeriesInstanceUID") or ""
         sop_uid = attrs.get("SOPInstanceUID") or ""
         if not uid.strip(" \x00") or not sop_uid.strip(" \x00"):
