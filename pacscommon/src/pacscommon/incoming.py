@@ -32,15 +32,25 @@ _ENGINE_ATTR = "_pacs_incoming"
 class IncomingFile:
     """A data set being received; quacks like pynetdicom's temporary file."""
 
-    def __init__(self, folder: Path, reserve_bytes: int) -> None:
+    def __init__(
+        self, folder: Path, reserve_bytes: int, check_reserve: bool = True
+    ) -> None:
         fd, name = create_temp(folder, suffix=".dcm")
         self.name = name
+        self.folder = folder
+        self.reserve_bytes = reserve_bytes
         self._fp = os.fdopen(fd, "wb")
         self.error: OSError | None = None
         # pynetdicom calls ``.file.flush()`` after each fragment.
         self.file = self
-        if reserve_bytes and shutil.disk_usage(folder).free < reserve_bytes:
-            self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
+        if check_reserve:
+            self.check_reserve()
+
+    def check_reserve(self) -> None:
+        """Fail the instance now if the disk is below the free-space reserve."""
+        if self.error is None and self.reserve_bytes:
+            if shutil.disk_usage(self.folder).free < self.reserve_bytes:
+                self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
 
     def write(self, data: bytes | memoryview) -> int:
         """Write a fragment; after a failure, drop it."""
@@ -84,9 +94,9 @@ class IncomingFolder:
         self.folder = folder
         self.reserve_bytes = reserve_bytes
 
-    def open(self) -> IncomingFile:
-        """Return a new incoming file."""
-        return IncomingFile(self.folder, self.reserve_bytes)
+    def open(self, check_reserve: bool = True) -> IncomingFile:
+        """Return a new incoming file, failed at once if below the reserve."""
+        return IncomingFile(self.folder, self.reserve_bytes, check_reserve)
 
 
 def attach(ae: AE, incoming: IncomingFolder) -> None:

@@ -27,7 +27,11 @@ from pacscommon.filemeta import FileMetaFields, file_meta_bytes
 from pacscommon.handlers import StorageHandlers
 from pacscommon.headscan import DataSetHead
 from pacscommon.incoming import IncomingFile, IncomingFolder
-from pacscommon.storage import STORE_CANNOT_UNDERSTAND, STORE_OUT_OF_RESOURCES
+from pacscommon.storage import (
+    STORE_CANNOT_UNDERSTAND,
+    STORE_OUT_OF_RESOURCES,
+    STORE_SUCCESS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +140,11 @@ class _Arrival:
     """A C-STORE whose data set is arriving."""
 
     def __init__(
-        self, context_id: int, command: dict[int, bytes], incoming: IncomingFolder
+        self,
+        context_id: int,
+        command: dict[int, bytes],
+        incoming: IncomingFolder,
+        spare: IncomingFile | None,
     ) -> None:
         self.context_id = context_id
         self.message_id = cmd.command_us(command, cmd.MessageID)
@@ -146,7 +154,11 @@ class _Arrival:
         self.size = 0
         self.transfer_syntax = ""
         self.error: OSError | None = None
-        self.file: IncomingFile | None = None
+        self.file: IncomingFile | None = spare
+        if spare is not None:
+            # Opened before the command came: the reserve is checked now.
+            spare.check_reserve()
+            return
         try:
             self.file = incoming.open()
         except OSError as exc:
@@ -180,6 +192,8 @@ class _Messages:
 
     command: list[bytes] = field(default_factory=list)
     arrival: _Arrival | None = None
+    # A file opened ahead for the next data set, while the sender prepares it.
+    spare: IncomingFile | None = None
     # A data set that follows a command this SCP does not serve.
     dropping: bool = False
 
@@ -303,7 +317,8 @@ class ReceiveLoop:
 
     def _start_arrival(self, context_id: int, command: dict[int, bytes]) -> None:
         """Open the file of a C-STORE's data set and write its file meta."""
-        arrival = _Arrival(context_id, command, self.receiver.incoming)
+        spare, self.state.spare = self.state.spare, None
+        arrival = _Arrival(context_id, command, self.receiver.incoming, spare)
         self.state.arrival = arrival
         transfer_syntax = str(self.contexts[context_id].transfer_syntax[0])
         arrival.transfer_syntax = transfer_syntax
@@ -348,8 +363,8 @@ class ReceiveLoop:
             status = self.receiver.handlers.store_received(
                 self.assoc, arrival.sop_instance, lambda: Path(name), error, head
             )
-        # Stored files were renamed away; what is left here was refused.
-        arrival.discard()
+        if status != STORE_SUCCESS:
+            arrival.discard()
         self._respond(
             arrival.context_id,
             cmd.C_STORE_RQ,
@@ -358,6 +373,16 @@ class ReceiveLoop:
             arrival.sop_class,
             arrival.sop_instance,
         )
+        # Creating a file costs about as much as receiving a small data set
+        # (bench/RESULTS.md): do it while the sender reads its next one.
+        self.state.spare = self._open_spare()
+
+    def _open_spare(self) -> IncomingFile | None:
+        """Open the file for the next data set, if the disk lets us."""
+        try:
+            return self.receiver.incoming.open(check_reserve=False)
+        except OSError:
+            return None
 
     def _respond(
         self,
@@ -388,7 +413,11 @@ class ReceiveLoop:
         return True
 
     def _drop_partial(self) -> None:
-        """Remove the file of a data set that will never be whole."""
+        """Remove the file of a data set that will never be whole, and the spare."""
+        spare, self.state.spare = self.state.spare, None
+        if spare is not None:
+            spare.close()
+            Path(spare.name).unlink(missing_ok=True)
         arrival = self.state.arrival
         if arrival is not None:
             self.state.arrival = None
