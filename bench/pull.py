@@ -57,10 +57,15 @@ STORESCP = targets.Target("pull-storescp", "storescp", targets.storescu,
 LABELS = {
     "pacsretrieve-move": "pacsretrieve --mode move (to pacslistener, then copy)",
     "movescu": "DCMTK movescu to DCMTK storescp -pdu 131072 +B",
+    "movescu-listener": "DCMTK movescu to pacslistener (the receive alone)",
     "pacsretrieve-get": "pacsretrieve --mode get",
     "getscu": "DCMTK getscu -od DIR",
 }
-REFERENCE = {"pacsretrieve-move": "movescu", "pacsretrieve-get": "getscu"}
+REFERENCE = {
+    "pacsretrieve-move": "movescu",
+    "movescu-listener": "movescu",
+    "pacsretrieve-get": "getscu",
+}
 # Log lines that end pacsretrieve's phases: start-up, then the transfer.
 PHASE_ENDS = ("INFO pacsretrieve.main: pulling", "PACS reports")
 PHASES = ("start-up (to its first log line)", "C-ECHO and C-MOVE or C-GET (to the "
@@ -173,6 +178,19 @@ class Pull:
         finally:
             receive.stop_server(STORESCP, process, out)
         count(out, "*", self.total)
+        return seconds
+
+    def movescu_listener(self) -> float:
+        """Time movescu with a fresh pacslistener as the destination."""
+        data_dir = fresh(self.tmp / "listener-data")
+        process = receive.start_server(LISTENER, self.listener_port, data_dir)
+        command = [MOVESCU, "-S", "-aet", SCP_AET, "-aec", "ORTHANC", "-aem", AET,
+                   *self.keys, "127.0.0.1", str(self.server.dicom_port)]  # fmt: skip
+        try:
+            seconds = timed(command, NODELAY, self.log)
+        finally:
+            receive.stop_server(LISTENER, process, data_dir)
+        count(data_dir, "*/*/*/*.dcm", self.total)
         return seconds
 
     def pacsretrieve_get(self) -> float:

@@ -14,7 +14,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from pacscommon.headscan import DataSetHead, scan_layout
+from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.receiver import HEAD_BYTES
 from pacscommon.storage import InstanceRejected, read_layout_attributes
 
@@ -153,3 +153,25 @@ def test_big_endian_and_non_ascii_are_left_to_pydicom(tmp_path: Path) -> None:
         head = _head_of(path)
         assert head is not None
         assert scan_layout(head) is None
+
+
+def test_part10_head_finds_the_data_set_and_its_transfer_syntax() -> None:
+    found = 0
+    for path in _packaged_files():
+        expected = _head_of(path, limit=1 << 30)
+        raw = path.read_bytes()
+        got = part10_head(raw, whole=True)
+        if expected is None:
+            continue
+        assert got is not None, path.name
+        assert (got.data, got.transfer_syntax) == (
+            expected.data,
+            expected.transfer_syntax,
+        ), path.name
+        found += 1
+    assert found > 100
+    assert part10_head(b"\x00" * 132, whole=True) is None
+    assert (
+        part10_head(b"\x00" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00", True)
+        is None
+    )

@@ -221,3 +221,29 @@ def _person_name(value: str) -> str:
     if any(group != group.strip(" ") for group in groups):
         raise _Unsure("spaces around a name group")
     return "=".join(groups)
+
+
+def part10_head(first: bytes, whole: bool) -> DataSetHead | None:
+    """Return the data set head of a Part-10 file from its first bytes.
+
+    ``whole`` says whether ``first`` is the whole file. ``None`` when the
+    bytes are not a Part-10 file this scan can read.
+    """
+    # PS3.10 7.1: preamble, "DICM", then group 0002 in Explicit VR LE, its
+    # group length element first.
+    if first[128:132] != b"DICM" or first[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    try:
+        (meta_length,) = _U32.unpack_from(first, 140)
+        meta = _Walk(first[144 : 144 + meta_length], implicit=False)
+        syntax = None
+        while meta.offset < len(meta.data):
+            tag, _, length = meta._header(False)
+            value = meta._value(length)
+            if tag == 0x00020010:
+                syntax = value.decode("ascii").strip(" \x00")
+    except (_Unsure, struct.error, UnicodeDecodeError):
+        return None
+    if syntax is None or 144 + meta_length > len(first):
+        return None
+    return DataSetHead(first[144 + meta_length :], syntax, whole)
