@@ -3,6 +3,8 @@
 import logging
 import sys
 
+from pynetdicom import _config
+
 from pacscommon.errors import InputError
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -23,6 +25,9 @@ def setup_logging(level: str) -> None:
     # programs report themselves in one line; show it only at DEBUG.
     pynetdicom_level = logging.DEBUG if name == "DEBUG" else logging.CRITICAL
     logging.getLogger("pynetdicom").setLevel(pynetdicom_level)
+    # Its handlers that describe each PDU and message cost time per message
+    # even when nothing is shown: bind them only when they will be shown.
+    _config.LOG_HANDLER_LEVEL = "standard" if name == "DEBUG" else "none"
 
 
 def report_error(error: BaseException) -> None:
