@@ -228,6 +228,10 @@ class ReceiveLoop:
             logger.warning("association from %s aborted: %s", _peer(self.assoc), exc)
             self._send(cmd.encode_abort(cmd.ABORT_REASON_INVALID_PARAMETER))
             return "aborted"
+        except Exception:  # noqa: BLE001 - the loop must end the association cleanly
+            logger.exception("association from %s aborted", _peer(self.assoc))
+            self._send(cmd.encode_abort(cmd.ABORT_REASON_NOT_SPECIFIED))
+            return "aborted"
         finally:
             self._drop_partial()
 
