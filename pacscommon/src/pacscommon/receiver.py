@@ -15,10 +15,9 @@ one life cycle whichever path ran.
 import logging
 import socket
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from pynetdicom import Association
 
@@ -27,6 +26,7 @@ from pacscommon.filemeta import FileMetaFields, file_meta_bytes
 from pacscommon.handlers import StorageHandlers
 from pacscommon.headscan import DataSetHead
 from pacscommon.incoming import IncomingFile, IncomingFolder
+from pacscommon.link import POLL_SECONDS, Ended, Link
 from pacscommon.storage import (
     STORE_CANNOT_UNDERSTAND,
     STORE_OUT_OF_RESOURCES,
@@ -37,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 # How much of each data set is kept in memory for the layout's attributes.
 HEAD_BYTES = 16 * 1024
-# Socket reads: large enough for a whole DCMTK PDU (128 KiB) and more.
-_BUFFER_BYTES = 512 * 1024
-# How often a blocked read looks for a local abort.
-_POLL_SECONDS = 0.25
 # A command set is a few hundred bytes; anything near this is not one.
 _MAX_COMMAND_BYTES = 64 * 1024
 
@@ -49,91 +45,12 @@ _ECHO_SUCCESS = 0x0000
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
-class _Ended(Exception):
-    """The association ended; ``outcome`` says how."""
-
-    def __init__(self, outcome: str, detail: str = "") -> None:
-        super().__init__(detail or outcome)
-        self.outcome = outcome
-
-
 @dataclass
 class Receiver:
     """Where an SCP's received instances go: its handlers and incoming folder."""
 
     handlers: StorageHandlers
     incoming: IncomingFolder
-
-
-class _Link:
-    """Buffered reads from an association's socket."""
-
-    def __init__(
-        self, sock: socket.socket, stop: threading.Event, idle_limit: float | None
-    ) -> None:
-        self.sock = sock
-        self.buf = bytearray(_BUFFER_BYTES)
-        self.view = memoryview(self.buf)
-        self.start = 0
-        self.end = 0
-        self.stop = stop
-        self.idle_limit = idle_limit
-
-    def take(self, count: int) -> bytes:
-        """Return the next ``count`` bytes."""
-        if self.end - self.start < count:
-            self._gather(count)
-        data = bytes(self.view[self.start : self.start + count])
-        self.start += count
-        return data
-
-    def pour(self, count: int, sink: Callable[[memoryview], Any]) -> None:
-        """Hand the next ``count`` bytes to ``sink`` in the pieces that arrive."""
-        while count:
-            if self.start == self.end:
-                self.start = self.end = 0
-                self._receive()
-            piece = min(count, self.end - self.start)
-            sink(self.view[self.start : self.start + piece])
-            self.start += piece
-            count -= piece
-
-    def _gather(self, count: int) -> None:
-        """Read until ``count`` bytes are buffered."""
-        if count > len(self.buf):
-            raise cmd.ProtocolError(f"{count} bytes where a header was expected")
-        if len(self.buf) - self.start < count:
-            self._compact()
-        while self.end - self.start < count:
-            self._receive()
-
-    def _compact(self) -> None:
-        """Move the buffered bytes to the front of the buffer."""
-        left = self.end - self.start
-        self.buf[:left] = self.buf[self.start : self.end]
-        self.start, self.end = 0, left
-
-    def _receive(self) -> None:
-        """Read what the peer has sent into the buffer's free end."""
-        if self.end == len(self.buf):
-            self._compact()
-        idle = 0.0
-        while True:
-            if self.stop.is_set():
-                raise _Ended("aborted", "aborted locally")
-            try:
-                count = self.sock.recv_into(self.view[self.end :])
-            except TimeoutError:
-                idle += _POLL_SECONDS
-                if self.idle_limit is not None and idle >= self.idle_limit:
-                    raise _Ended("aborted", "network timeout reached") from None
-                continue
-            except OSError as exc:
-                raise _Ended("closed", f"connection lost: {exc}") from exc
-            if count == 0:
-                raise _Ended("closed")
-            self.end += count
-            return
 
 
 class _Arrival:
@@ -205,21 +122,21 @@ class ReceiveLoop:
         self.assoc = assoc
         self.receiver = receiver
         self.sock = cast(socket.socket, assoc.dul.socket.socket)  # type: ignore[union-attr]
-        self.link = _Link(self.sock, stop, assoc.network_timeout)
+        self.link = Link(self.sock, stop, assoc.network_timeout)
         self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self.peer_max_pdu = int(assoc.requestor.maximum_length or 0)
         self.state = _Messages()
 
     def run(self) -> str:
         """Serve the association; return "released", "aborted" or "closed"."""
-        self.sock.settimeout(_POLL_SECONDS)
+        self.sock.settimeout(POLL_SECONDS)
         try:
             while True:
                 pdu_type, length = cmd.decode_pdu_header(self.link.take(6))
                 if pdu_type != cmd.PDU_P_DATA:
                     return self._association_pdu(pdu_type, length)
                 self._p_data(length)
-        except _Ended as ended:
+        except Ended as ended:
             if ended.outcome == "aborted":
                 logger.warning("association from %s: %s", _peer(self.assoc), ended)
                 self._send(cmd.encode_abort(cmd.ABORT_REASON_NOT_SPECIFIED, 0x00))
@@ -402,7 +319,7 @@ class ReceiveLoop:
             command_field, message_id, status, sop_class, sop_instance
         )
         if not self._send(cmd.encode_command_pdus(context_id, rsp, self.peer_max_pdu)):
-            raise _Ended("closed", "connection lost while answering")
+            raise Ended("closed", "connection lost while answering")
 
     def _send(self, data: bytes) -> bool:
         """Send bytes to the peer; return False if the connection is gone."""
@@ -413,7 +330,7 @@ class ReceiveLoop:
         except OSError:
             return False
         finally:
-            self.sock.settimeout(_POLL_SECONDS)
+            self.sock.settimeout(POLL_SECONDS)
         return True
 
     def _drop_partial(self) -> None:

@@ -1,0 +1,92 @@
+"""Buffered reads from an association's socket, for the receive loop."""
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pacscommon import commands as cmd
+
+# Socket reads: large enough for a whole DCMTK PDU (128 KiB) and more.
+_BUFFER_BYTES = 512 * 1024
+# How often a blocked read looks for a local abort.
+POLL_SECONDS = 0.25
+
+
+class Ended(Exception):
+    """The association ended; ``outcome`` says how."""
+
+    def __init__(self, outcome: str, detail: str = "") -> None:
+        super().__init__(detail or outcome)
+        self.outcome = outcome
+
+
+class Link:
+    """Buffered reads from an association's socket."""
+
+    def __init__(
+        self, sock: socket.socket, stop: threading.Event, idle_limit: float | None
+    ) -> None:
+        self.sock = sock
+        self.buf = bytearray(_BUFFER_BYTES)
+        self.view = memoryview(self.buf)
+        self.start = 0
+        self.end = 0
+        self.stop = stop
+        self.idle_limit = idle_limit
+
+    def take(self, count: int) -> bytes:
+        """Return the next ``count`` bytes."""
+        if self.end - self.start < count:
+            self._gather(count)
+        data = bytes(self.view[self.start : self.start + count])
+        self.start += count
+        return data
+
+    def pour(self, count: int, sink: Callable[[memoryview], Any]) -> None:
+        """Hand the next ``count`` bytes to ``sink`` in the pieces that arrive."""
+        while count:
+            if self.start == self.end:
+                self.start = self.end = 0
+                self._receive()
+            piece = min(count, self.end - self.start)
+            sink(self.view[self.start : self.start + piece])
+            self.start += piece
+            count -= piece
+
+    def _gather(self, count: int) -> None:
+        """Read until ``count`` bytes are buffered."""
+        if count > len(self.buf):
+            raise cmd.ProtocolError(f"{count} bytes where a header was expected")
+        if len(self.buf) - self.start < count:
+            self._compact()
+        while self.end - self.start < count:
+            self._receive()
+
+    def _compact(self) -> None:
+        """Move the buffered bytes to the front of the buffer."""
+        left = self.end - self.start
+        self.buf[:left] = self.buf[self.start : self.end]
+        self.start, self.end = 0, left
+
+    def _receive(self) -> None:
+        """Read what the peer has sent into the buffer's free end."""
+        if self.end == len(self.buf):
+            self._compact()
+        idle = 0.0
+        while True:
+            if self.stop.is_set():
+                raise Ended("aborted", "aborted locally")
+            try:
+                count = self.sock.recv_into(self.view[self.end :])
+            except TimeoutError:
+                idle += POLL_SECONDS
+                if self.idle_limit is not None and idle >= self.idle_limit:
+                    raise Ended("aborted", "network timeout reached") from None
+                continue
+            except OSError as exc:
+                raise Ended("closed", f"connection lost: {exc}") from exc
+            if count == 0:
+                raise Ended("closed")
+            self.end += count
+            return
