@@ -19,7 +19,7 @@ from pydicom import dcmread
 
 from pacscommon.dicomtext import element_text
 from pacscommon.errors import InputError
-from pacscommon.headscan import DataSetHead, scan_layout
+from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.incoming import IncomingFolder
 from pacscommon.index import (
     INCOMING_DIR,
@@ -57,6 +57,9 @@ class InstanceRejected(Exception):
         super().__init__(message)
         self.status = status
 
+
+# How much of a received file is read for the layout's attributes.
+FILE_HEAD_BYTES = 16 * 1024
 
 # PS3.4 B.2.3: C-STORE statuses
 STORE_SUCCESS = 0x0000
@@ -129,6 +132,8 @@ class StorageEngine:
         ``head``, the data set's first bytes if the caller has them, mostly
         spares parsing the file for the attributes the layout needs.
         """
+        if head is None:
+            head = _file_head(received)
         attrs = scan_layout(head) if head is not None else None
         if attrs is None:
             attrs = read_layout_attributes(received)
@@ -206,6 +211,16 @@ def read_layout_attributes(path: Path) -> dict[str, str | None]:
         raise InstanceRejected(
             f"data set cannot be parsed: {exc}", STORE_CANNOT_UNDERSTAND
         ) from exc
+
+
+def _file_head(path: Path) -> DataSetHead | None:
+    """Return the data set head of a Part-10 file, read from its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(FILE_HEAD_BYTES)
+    except OSError:
+        return None
+    return part10_head(first, whole=len(first) < FILE_HEAD_BYTES)
 
 
 def _fsync_file(path: Path) -> None:
