@@ -116,9 +116,9 @@ class _ClosingSocket(AssociationSocket):
 pynetdicom.ae.AssociationSocket = _ClosingSocket  # type: ignore[misc]
 
 
-def make_ae(calling_aet: str, timeouts: Timeouts) -> AE:
+def make_ae(calling_aet: str, timeouts: Timeouts, ae_class: type[AE] = AE) -> AE:
     """Return an application entity with the given title and timeouts."""
-    ae = AE(ae_title=calling_aet)
+    ae = ae_class(ae_title=calling_aet)
     ae.connection_timeout = timeouts.connect
     ae.acse_timeout = timeouts.acse
     ae.dimse_timeout = timeouts.dimse

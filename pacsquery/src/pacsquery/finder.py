@@ -2,43 +2,43 @@
 
 Every C-FIND ends with a final status that is checked: success, a cancel (the
 answer was cut short: the matches are kept and the outcome is incomplete), or a
-failure (raised). An empty status is an association that was dropped or timed
-out; Orthanc, for one, accepts an association from a calling AE it does not
-know and then aborts it at the first query.
+failure (raised). An association that ends before the final status was dropped
+or timed out; Orthanc, for one, accepts an association from a calling AE it
+does not know and then aborts it at the first query.
+
+The requests and responses go through the association's
+:class:`~pacscommon.channel.Channel`, in this thread, not through pynetdicom's
+message threads (see :mod:`pacscommon.requestor`).
 """
 
 import logging
-import time
 import warnings
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
-from pynetdicom import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelFind,
-)
+from pynetdicom.presentation import PresentationContext
 
+from pacscommon.channel import TIMED_OUT, LinkEnded
 from pacscommon.errors import AssociationAborted, StatusError
 from pacscommon.network import (
     CANCEL,
     IDENTIFIER_MISMATCH,
     OUT_OF_RESOURCES,
-    PENDING,
-    PENDING_WARNING,
     SUCCESS,
     UNABLE_TO_PROCESS,
     Peer,
     Timeouts,
 )
+from pacscommon.queries import send_c_find
+from pacscommon.requestor import DirectAssociation
 from pacsquery.identifiers import PATIENT_ROOT, STUDY_ROOT
 
 logger = logging.getLogger(__name__)
 
-#: The C-FIND SOP class of each information model.
+#: The C-FIND SOP class of each information model (PS3.4 C.6).
 FIND_MODELS = {
-    STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind,
-    PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
+    STUDY_ROOT: "1.2.840.10008.5.1.4.1.2.2.1",
+    PATIENT_ROOT: "1.2.840.10008.5.1.4.1.2.1.1",
 }
 #: The name of each information model, for messages.
 MODEL_NAMES = {STUDY_ROOT: "Study Root", PATIENT_ROOT: "Patient Root"}
@@ -49,9 +49,6 @@ _FAILURES = {
     IDENTIFIER_MISMATCH: "identifier does not match SOP class",
     UNABLE_TO_PROCESS: "unable to process",
 }
-# A dropped association within this share of the DIMSE timeout is taken for a
-# timeout rather than for the peer's doing.
-_TIMEOUT_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,16 @@ class Finder:
     """Send C-FINDs over one association and check their statuses."""
 
     def __init__(
-        self, assoc: Association, peer: Peer, timeouts: Timeouts, model: str
+        self,
+        assoc: DirectAssociation,
+        context: PresentationContext,
+        peer: Peer,
+        timeouts: Timeouts,
     ) -> None:
-        self.assoc = assoc
+        self.channel = assoc.channel()
+        self.context = context
         self.peer = peer
         self.timeouts = timeouts
-        self.sop_class = FIND_MODELS[model]
         self.requests = 0
 
     def find(self, identifier: Dataset) -> FindAnswer:
@@ -90,33 +91,42 @@ class Finder:
         """Collect the answers to one C-FIND and check its final status."""
         level = str(identifier.QueryRetrieveLevel)
         matches: list[Dataset] = []
-        waited_since = time.monotonic()
-        for status, answer in self.assoc.send_c_find(identifier, self.sop_class):
-            code = status.get("Status")
-            if code is None:
-                waited = time.monotonic() - waited_since
-                raise self._dropped(level, len(matches), waited)
-            if code in (PENDING, PENDING_WARNING):
-                if answer is not None:
-                    matches.append(answer)
-                waited_since = time.monotonic()
-                continue
-            if code == SUCCESS:
-                return FindAnswer(matches, complete=True)
-            if code == CANCEL:
-                logger.warning(
-                    "C-FIND %s at %s cut short (0xFE00) after %d matches",
-                    level,
-                    self.peer,
-                    len(matches),
-                )
-                return FindAnswer(matches, complete=False)
-            raise self._refused(level, code, status)
-        raise self._dropped(level, len(matches), 0.0)
+        responses = send_c_find(
+            self.channel, self.context, identifier, self.timeouts.dimse
+        )
+        try:
+            for rsp in responses:
+                if rsp.pending:
+                    if rsp.identifier is not None:
+                        matches.append(rsp.identifier)
+                    continue
+                return self._final(level, rsp.status, rsp.error_comment, matches)
+        except LinkEnded as ended:
+            raise self._dropped(level, len(matches), ended) from None
+        raise self._dropped(level, len(matches), LinkEnded("closed"))
 
-    def _dropped(self, level: str, answers: int, waited: float) -> AssociationAborted:
+    def _final(
+        self, level: str, code: int, comment: str, matches: list[Dataset]
+    ) -> FindAnswer:
+        """Return the matches of a C-FIND that ended well, or raise its failure."""
+        if code == SUCCESS:
+            return FindAnswer(matches, complete=True)
+        if code == CANCEL:
+            logger.warning(
+                "C-FIND %s at %s cut short (0xFE00) after %d matches",
+                level,
+                self.peer,
+                len(matches),
+            )
+            return FindAnswer(matches, complete=False)
+        raise self._refused(level, code, comment)
+
+    def _dropped(
+        self, level: str, answers: int, ended: LinkEnded
+    ) -> AssociationAborted:
         """Say why an answer stopped without a final status."""
-        if waited >= _TIMEOUT_SHARE * self.timeouts.dimse:
+        logger.debug("C-FIND %s at %s: %s (%s)", level, self.peer, ended, ended.outcome)
+        if ended.outcome == TIMED_OUT:
             return AssociationAborted(
                 f"no answer from {self.peer} to the {level}-level C-FIND within "
                 f"{self.timeouts.dimse:g} s; the PACS may be busy: raise "
@@ -129,13 +139,12 @@ class Finder:
             f"DicomModalities? ({self.peer})"
         )
 
-    def _refused(self, level: str, code: int, status: Dataset) -> StatusError:
+    def _refused(self, level: str, code: int, comment: str) -> StatusError:
         """Say which failure status the peer answered with."""
         name = _FAILURES.get(code)
         if name is None:
             in_range = 0xC000 <= code <= 0xCFFF
             name = _FAILURES[UNABLE_TO_PROCESS] if in_range else "unknown status"
-        comment = status.get("ErrorComment")
         detail = f": {comment}" if comment else ""
         return StatusError(
             f"{self.peer} refused the {level}-level C-FIND with status "

@@ -16,17 +16,12 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pynetdicom import Association
+from pynetdicom.presentation import PresentationContext
 
 from pacscommon.dicomtext import element_text
 from pacscommon.errors import OperationError
-from pacscommon.network import (
-    Peer,
-    Timeouts,
-    associate,
-    keep_responses_for_requests,
-    make_ae,
-    release,
-)
+from pacscommon.network import Peer, Timeouts, associate, make_ae, release
+from pacscommon.requestor import DirectAE, DirectAssociation
 from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder
 from pacsquery.identifiers import (
     MODEL_LEVELS,
@@ -87,13 +82,13 @@ def run_queries(
     """Run every query over one association; return their merged rows."""
     started = time.monotonic()
     model = queries[0].model
-    ae = make_ae(peer.calling_aet, timeouts)
+    ae = make_ae(peer.calling_aet, timeouts, DirectAE)
     ae.add_requested_context(FIND_MODELS[model])
     assoc = associate(ae, peer)
-    keep_responses_for_requests(assoc)
     try:
-        check_find_accepted(assoc, peer, model)
-        finder = Finder(assoc, peer, timeouts, model)
+        context = find_context(assoc, peer, model)
+        direct: DirectAssociation = assoc  # type: ignore[assignment]
+        finder = Finder(direct, context, peer, timeouts)
         walk = Walk(
             finder, QueryOutcome(columns=merged_columns(queries)), uids_per_query
         )
@@ -111,16 +106,17 @@ def merged_columns(queries: Iterable[QueryKeys]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kw for keys in queries for kw in keys.columns))
 
 
-def check_find_accepted(assoc: Association, peer: Peer, model: str) -> None:
-    """Raise unless the peer accepted C-FIND in the model asked for."""
-    accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
-    if FIND_MODELS[model] not in accepted:
-        other = "patient" if MODEL_NAMES[model] == "Study Root" else "study"
-        raise OperationError(
-            f"{peer} does not accept {MODEL_NAMES[model]} Query/Retrieve C-FIND; "
-            f"check that it is a PACS with its query service on, or try "
-            f"--query-model {other}"
-        )
+def find_context(assoc: Association, peer: Peer, model: str) -> PresentationContext:
+    """Return the context of C-FIND in the model asked for, or raise if refused."""
+    for cx in assoc.accepted_contexts:
+        if cx.abstract_syntax == FIND_MODELS[model]:
+            return cx
+    other = "patient" if MODEL_NAMES[model] == "Study Root" else "study"
+    raise OperationError(
+        f"{peer} does not accept {MODEL_NAMES[model]} Query/Retrieve C-FIND; "
+        f"check that it is a PACS with its query service on, or try "
+        f"--query-model {other}"
+    )
 
 
 def descend(
