@@ -9,55 +9,19 @@ interleaved runs, and reports the sender's wall time and the listener's peak
 resident memory.
 
     python bench/pdu_memory.py [--runs N]
-    python bench/pdu_memory.py send PORT FILE...    (the pynetdicom sender)
 """
 
 import argparse
-import socket
 import statistics
 import sys
-from pathlib import Path
 
 import data
 import receive
-from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
-from targets import AET, BENCH, PYTHON, Target, listener, storescu
+from pynet_sender import command as pynetdicom_sender
+from targets import Target, listener, storescu
 
 BIG = data.DataSet("big", 1, 8192, 1)
 SECTION_TITLE = "Receive: --max-pdu and memory (one 128 MiB instance)"
-
-
-def send(port: int, paths: list[str]) -> int:
-    """Send every file over one association with pynetdicom; return the code."""
-
-    def nodelay(event: evt.Event) -> None:
-        event.assoc.dul.socket.socket.setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-        )
-
-    ae = AE(ae_title="BENCHPYNET")
-    ae.add_requested_context(CTImageStorage)
-    ae.dimse_timeout = 300
-    handlers = [(evt.EVT_CONN_OPEN, nodelay)]
-    assoc = ae.associate("127.0.0.1", port, ae_title=AET, evt_handlers=handlers)
-    if not assoc.is_established:
-        return 1
-    try:
-        for path in paths:
-            status = assoc.send_c_store(path)
-            if getattr(status, "Status", None) != 0x0000:
-                return 1
-    finally:
-        assoc.release()
-    return 0
-
-
-def pynetdicom_sender(
-    port: int, out: Path, folder: Path, names: list[str], size: int
-) -> list[str]:
-    """Return the command that sends the set with pynetdicom."""
-    return [PYTHON, str(BENCH / "pdu_memory.py"), "send", str(port), *names]
 
 
 def targets() -> list[Target]:
@@ -85,9 +49,7 @@ def table(results: dict[str, list[receive.Measurement]], labels: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Run the comparison, or be the pynetdicom sender."""
-    if argv[:1] == ["send"]:
-        return send(int(argv[1]), argv[2:])
+    """Run the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args(argv)

@@ -1,11 +1,13 @@
-"""Receive benchmark: how fast each storage SCP takes in a data set from storescu.
+"""Receive benchmark: how fast each storage SCP takes in a data set.
 
-For each data set (bench/data.py) DCMTK's storescu sends every file over one
-association (with TCP_NODELAY=1) to each receiver in turn, and the machine's
-limits are timed on the same byte volume. Runs are interleaved (A, B, C, A, B,
-C, ...); each figure is the median over the runs, and each ratio the median of
-per-run ratios. Every run starts a fresh receiver on an empty output folder and
-stops it after reading its peak resident memory (VmHWM). No receiver fsyncs.
+For each data set (bench/data.py) DCMTK's storescu, and then a pynetdicom
+sender (bench/pynet_sender.py), sends every file over one association (with
+TCP_NODELAY on) to each receiver in turn, and the machine's limits are timed on
+the same byte volume. A ratio compares receivers fed by the same sender. Runs
+are interleaved (A, B, C, A, B, C, ...); each figure is the median over the
+runs, and each ratio the median of per-run ratios. Every run starts a fresh
+receiver on an empty output folder and stops it after reading its peak resident
+memory (VmHWM). No receiver fsyncs.
 
     python bench/receive.py [--quick] [--runs N] [--targets a,b,...] [--section S]
 
@@ -38,7 +40,6 @@ WORK = data.WORK
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "Receive"
 QUICK_SECTION = "Receive (--quick)"  # so that a check never replaces a full run
-REFERENCE = "storescp"  # ratios are to this target
 SENDER_TIMEOUT = 300.0
 LISTEN_TIMEOUT = 20.0
 
@@ -226,8 +227,8 @@ def run_set(
 
 
 def ratio(results: dict[str, list[Measurement]], name: str) -> float | None:
-    """Return the median of the per-run ratios of ``name`` to the reference."""
-    reference = results.get(REFERENCE)
+    """Return the median of the per-run ratios of ``name`` to its reference."""
+    reference = results.get(TARGETS[name].reference)
     if not reference:
         return None
     pairs = zip(results[name], reference, strict=True)
@@ -241,7 +242,8 @@ def table(spec: data.DataSet, size: int, results: dict[str, list[Measurement]]) 
         f"16-bit, {size / 1e6:.1f} MB ({size / spec.count / 1e3:.1f} KB each), "
         f"{spec.series} series",
         "",
-        "| target | median s | MB/s | instances/s | x storescp | peak RSS MB "
+        "| target | median s | MB/s | instances/s | x storescp (same sender) "
+        "| peak RSS MB "
         "| receiver CPU s | sender CPU s | runs: s (others' CPU-s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -324,8 +326,11 @@ def header(command: str, runs: int, load_before: str) -> str:
         f"{load_average()}",
         f"- Versions: DCMTK {dcmtk_version()}, pynetdicom {pynetdicom.__version__}, "
         f"pydicom {pydicom.__version__}, Python {platform.python_version()}",
-        f"- Method: storescu -R, one association for all files, TCP_NODELAY=1 "
-        f"for DCMTK on both sides; wall time from the sender's start to its exit; "
+        f"- Method: storescu -R (or, in the rows that say so, a pynetdicom "
+        "sender, bench/pynet_sender.py), one association for all files, "
+        "TCP_NODELAY=1 for DCMTK on both sides and set by the pynetdicom sender; "
+        "a ratio is to storescp fed by the same sender; wall time from the "
+        "sender's start to its exit; "
         f"median of {runs} interleaved runs; every receiver starts fresh on an "
         "empty output folder on the same filesystem as the data, after a sync; "
         "no receiver fsyncs (dd does: it is the disk's limit); peak RSS is the "

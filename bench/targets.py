@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pynet_sender
+
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
 PACSLISTENER = str(Path(PYTHON).parent / "pacslistener")
@@ -37,6 +39,7 @@ class Target:
     stored_glob: str | None = None  # files that count as stored, if any
     make_output: bool = False  # the server needs the output folder to exist
     one_shot: bool = False  # serves one association, then reports its peak
+    reference: str = "storescp"  # the target its ratio is to, same sender
 
 
 def peak_file(out: Path) -> Path:
@@ -137,6 +140,15 @@ TARGETS = {
                NODELAY, None, True, True),
         Target("bare", "bare pynetdicom SCP (chunked, PDU 0)", storescu,
                bare_scp, stored_glob="*.dcm"),
+        Target("pacslistener-pynet", "pynetdicom sender -> pacslistener (default)",
+               pynet_sender.command, listener(), stored_glob="**/*.dcm",
+               reference="storescp-pynet"),
+        Target("storescp-pynet", "pynetdicom sender -> DCMTK storescp -pdu 131072 "
+               "+B", pynet_sender.command, storescp("-pdu", "131072", "+B"),
+               NODELAY, "*", True, True, reference="storescp-pynet"),
+        Target("bare-pynet", "pynetdicom sender -> bare pynetdicom SCP",
+               pynet_sender.command, bare_scp, stored_glob="*.dcm",
+               reference="storescp-pynet"),
         Target("dd", "limit: dd conv=fsync, same bytes, one file", dd_fsync,
                make_output=True),
         Target("loopback", "limit: Python socket copy, same bytes", loopback_source,
@@ -148,8 +160,10 @@ TARGETS = {
 # What a full run times on each data set. A PDU of 16 KiB already holds a whole
 # small instance (9.5 KB), so the small set skips the --max-pdu variants.
 LIMITS = ("storescp-ignore", "dd", "loopback", "files")
+PYNET = ("pacslistener-pynet", "storescp-pynet", "bare-pynet")
 DEFAULT_TARGETS = {
     "ct": ("pacslistener", "pacslistener-16k", "pacslistener-unlimited",
-           "pacslistener-nagle", "storescp", "bare", *LIMITS),
-    "small": ("pacslistener", "pacslistener-nagle", "storescp", "bare", *LIMITS),
+           "pacslistener-nagle", "storescp", "bare", *PYNET, *LIMITS),
+    "small": ("pacslistener", "pacslistener-nagle", "storescp", "bare", *PYNET,
+              *LIMITS),
 }  # fmt: skip
