@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -114,6 +115,12 @@ def test_retrieve_every_row(
                            if t["StudyInstanceUID"] == study)  # fmt: skip
         assert item["pacs"]["completed"] == expected
         assert len(item["instances"]) == item["arrived"]
+        for instance in item["instances"]:
+            # Noted while arriving (the listener's file), reported for the copy.
+            raw = (out / instance["file"]).read_bytes()
+            assert instance["sha256"] == hashlib.sha256(raw).hexdigest()
+            ds = dcmread(out / instance["file"], stop_before_pixels=True)
+            assert instance["SOPInstanceUID"] == ds.SOPInstanceUID
         assert item["pacs"]["status"] == "0x0000"
         assert (out / item["path"]).is_dir()
     assert len(received_files(out)) == sum(

@@ -10,9 +10,10 @@ from pacscommon.network import Peer, Timeouts, release
 from pacscommon.server import ServerConfig
 from pacsretrieve.arrival import WaitBounds, look_all, total, wait_for
 from pacsretrieve.contexts import get_contexts, get_roles
+from pacsretrieve.instances import ArrivalWatcher, InstanceNotes
 from pacsretrieve.jobs import RetrieveJob, by_study, plan_jobs
 from pacsretrieve.local import LocalStore
-from pacsretrieve.output import copy_series, describe_instances
+from pacsretrieve.output import copy_series
 from pacsretrieve.preview import write_preview
 from pacsretrieve.query import echo, open_find, series_of_study, sop_classes_of_series
 from pacsretrieve.report import RetrieveReport, SeriesResult
@@ -69,13 +70,27 @@ def run_pull(
     if plan.dry_run:
         _log_plan(prepared.jobs)
         return
+    notes = InstanceNotes()
     with _local_store(plan) as store:
         data_dir = plan.data_dir if store is None else store.data_dir
         retriever = _retriever(plan, prepared, store)
-        run_jobs(retriever, policy, prepared.jobs, plan.parallel)
+        with _watcher(plan, notes, data_dir, chosen):
+            run_jobs(retriever, policy, prepared.jobs, plan.parallel)
         bounds = WaitBounds(plan.wait_timeout, policy.deadline)
         for job in prepared.jobs:
-            collect(plan, data_dir, job, report, bounds)
+            collect(plan, data_dir, job, report, bounds, notes)
+
+
+def _watcher(
+    plan: PullPlan, notes: InstanceNotes, data_dir: Path, chosen: list[SeriesRequest]
+) -> AbstractContextManager[ArrivalWatcher | None]:
+    """Return what reads the files while they arrive, where that costs nothing."""
+    # With C-MOVE to the listener, another process receives: this one is idle
+    # until the final response. In get and self modes it is the receiver.
+    if plan.mode != MODE_MOVE:
+        return nullcontext(None)
+    uids = [r.SeriesInstanceUID for r in chosen]
+    return ArrivalWatcher(notes, data_dir, uids)
 
 
 def _prepared(
@@ -159,6 +174,7 @@ def collect(
     job: RetrieveJob,
     report: RetrieveReport,
     bounds: WaitBounds,
+    notes: InstanceNotes,
 ) -> None:
     """Wait for a retrieved job's instances, then copy its series out."""
     results = [r for r in report.results if r.job is job]
@@ -174,18 +190,22 @@ def collect(
         arrival = arrivals[result.request.SeriesInstanceUID]
         result.arrived, result.whole = arrival.count, whole
         if job.error is None and arrival.entry is not None and arrival.count:
-            _copy_out(plan, data_dir, result, arrival.entry.path)
+            _copy_out(plan, data_dir, result, arrival.entry.path, notes)
         _note_result(plan, data_dir, result)
 
 
 def _copy_out(
-    plan: PullPlan, data_dir: Path, result: SeriesResult, relative: str
+    plan: PullPlan,
+    data_dir: Path,
+    result: SeriesResult,
+    relative: str,
+    notes: InstanceNotes,
 ) -> None:
     """Copy one series folder into the output and describe its instances."""
     uid = result.request.SeriesInstanceUID
     target = copy_series(data_dir / relative, plan.outputdir, relative, uid)
     result.path = relative
-    result.instances = describe_instances(target, plan.outputdir)
+    result.instances = notes.describe(target, plan.outputdir)
     if plan.preview:
         png = write_preview(target, uid)
         result.preview = None if png is None else png.relative_to(plan.outputdir)
