@@ -1,8 +1,13 @@
-"""Buffered reads from an association's socket, for the receive loop."""
+"""Buffered reads from an association's socket, for our own message loops.
+
+The listener's receive loop and the C-GET requestor read PDUs with a
+:class:`Link`: headers and command sets are taken whole, data sets are poured
+into their files in the pieces that arrive, without gathering a PDU first.
+"""
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pacscommon import commands as cmd
@@ -11,6 +16,8 @@ from pacscommon import commands as cmd
 _BUFFER_BYTES = 512 * 1024
 # How often a blocked read looks for a local abort.
 POLL_SECONDS = 0.25
+# A command set is a few hundred bytes; anything near this is not one.
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 class Ended(Exception):
@@ -90,3 +97,46 @@ class Link:
                 raise Ended("closed")
             self.end += count
             return
+
+
+def each_pdv(link: Link, length: int) -> Iterator[tuple[int, int, int]]:
+    """Yield the data length, context ID and control header of each PDV of a PDU.
+
+    ``length`` is the P-DATA-TF PDU's; the caller reads each PDV's data from
+    ``link`` before it asks for the next.
+    """
+    left = length
+    while left:
+        if left < 6:
+            raise cmd.ProtocolError("P-DATA-TF ends inside a PDV header")
+        size, context_id, control = cmd.decode_pdv_header(link.take(6))
+        left -= 6 + size
+        if left < 0:
+            raise cmd.ProtocolError("PDV runs past the end of its PDU")
+        yield size, context_id, control
+
+
+class CommandParts:
+    """The fragments of a command set that is arriving."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, fragment: bytes, last: bool) -> dict[int, bytes] | None:
+        """Add a fragment; return the decoded command set once it is whole."""
+        self.parts.append(fragment)
+        self.size += len(fragment)
+        if self.size > MAX_COMMAND_BYTES:
+            raise cmd.ProtocolError("command set too long")
+        if not last:
+            return None
+        raw = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return cmd.decode_command(raw)
+
+    @property
+    def arriving(self) -> bool:
+        """Return whether part of a command set has come."""
+        return bool(self.parts)

@@ -15,102 +15,30 @@ one life cycle whichever path ran.
 import logging
 import socket
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import cast
 
 from pynetdicom import Association
 
 from pacscommon import commands as cmd
-from pacscommon.filemeta import FileMetaFields, file_meta_bytes
-from pacscommon.handlers import StorageHandlers
-from pacscommon.headscan import DataSetHead
-from pacscommon.incoming import IncomingFile, IncomingFolder
-from pacscommon.link import POLL_SECONDS, Ended, Link
-from pacscommon.storage import (
-    STORE_CANNOT_UNDERSTAND,
-    STORE_OUT_OF_RESOURCES,
-    STORE_SUCCESS,
-)
+from pacscommon.arrivals import HEAD_BYTES, Arrivals, Implementation, Receiver
+from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, each_pdv
+from pacscommon.storage import STORE_CANNOT_UNDERSTAND
 
 logger = logging.getLogger(__name__)
 
-# How much of each data set is kept in memory for the layout's attributes.
-HEAD_BYTES = 16 * 1024
-# A command set is a few hundred bytes; anything near this is not one.
-_MAX_COMMAND_BYTES = 64 * 1024
-
+# An association PDU (release, abort) is a few bytes; anything near this is not.
+_MAX_SHORT_PDU_BYTES = 64 * 1024
 _ECHO_SUCCESS = 0x0000
-# PS3.10 7.1: a Part-10 file opens with 128 bytes of preamble and "DICM".
-_PREAMBLE = b"\x00" * 128 + b"DICM"
 
-
-@dataclass
-class Receiver:
-    """Where an SCP's received instances go: its handlers and incoming folder."""
-
-    handlers: StorageHandlers
-    incoming: IncomingFolder
-
-
-class _Arrival:
-    """A C-STORE whose data set is arriving."""
-
-    def __init__(
-        self,
-        context_id: int,
-        command: dict[int, bytes],
-        incoming: IncomingFolder,
-        spare: IncomingFile | None,
-    ) -> None:
-        self.context_id = context_id
-        self.message_id = cmd.command_us(command, cmd.MessageID)
-        self.sop_class = cmd.command_uid(command, cmd.AffectedSOPClassUID)
-        self.sop_instance = cmd.command_uid(command, cmd.AffectedSOPInstanceUID)
-        self.head = bytearray()
-        self.size = 0
-        self.transfer_syntax = ""
-        self.error: OSError | None = None
-        self.file: IncomingFile | None = spare
-        if spare is not None:
-            # Opened before the command came: the reserve is checked now.
-            spare.check_reserve()
-            return
-        try:
-            self.file = incoming.open()
-        except OSError as exc:
-            self.error = exc
-
-    def write(self, piece: memoryview) -> None:
-        """Write a piece of the data set, keeping its first bytes."""
-        if len(self.head) < HEAD_BYTES:
-            self.head += piece[: HEAD_BYTES - len(self.head)]
-        self.size += len(piece)
-        if self.file is not None:
-            self.file.write(piece)
-
-    def close(self) -> OSError | None:
-        """Close the file; return why it could not be written, if so."""
-        if self.file is not None:
-            self.file.close()
-            return self.file.error
-        return self.error
-
-    def discard(self) -> None:
-        """Close and remove the file."""
-        if self.file is not None:
-            self.file.close()
-            Path(self.file.name).unlink(missing_ok=True)
+__all__ = ["HEAD_BYTES", "ReceiveLoop", "Receiver"]
 
 
 @dataclass
 class _Messages:
     """Where the loop is within the DIMSE messages of the association."""
 
-    command: list[bytes] = field(default_factory=list)
-    arrival: _Arrival | None = None
-    # A file opened ahead for the next data set, while the sender prepares it.
-    spare: IncomingFile | None = None
+    command: CommandParts
     # A data set that follows a command this SCP does not serve.
     dropping: bool = False
 
@@ -125,7 +53,12 @@ class ReceiveLoop:
         self.link = Link(self.sock, stop, assoc.network_timeout)
         self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self.peer_max_pdu = int(assoc.requestor.maximum_length or 0)
-        self.state = _Messages()
+        self.state = _Messages(CommandParts())
+        own = Implementation(
+            str(assoc.acceptor.implementation_class_uid),
+            str(assoc.acceptor.implementation_version_name or ""),
+        )
+        self.arrivals = Arrivals(assoc, receiver, own)
 
     def run(self) -> str:
         """Serve the association; return "released", "aborted" or "closed"."""
@@ -154,7 +87,7 @@ class ReceiveLoop:
 
     def _association_pdu(self, pdu_type: int, length: int) -> str:
         """Answer a PDU that ends the association."""
-        if length > _MAX_COMMAND_BYTES:
+        if length > _MAX_SHORT_PDU_BYTES:
             raise cmd.ProtocolError(f"PDU of type {pdu_type:#04x} and length {length}")
         self.link.take(length)
         if pdu_type == cmd.PDU_RELEASE_RQ:
@@ -179,14 +112,7 @@ class ReceiveLoop:
 
     def _p_data(self, length: int) -> None:
         """Read the PDVs of one P-DATA-TF PDU."""
-        left = length
-        while left:
-            if left < 6:
-                raise cmd.ProtocolError("P-DATA-TF ends inside a PDV header")
-            size, context_id, control = cmd.decode_pdv_header(self.link.take(6))
-            left -= 6 + size
-            if left < 0:
-                raise cmd.ProtocolError("PDV runs past the end of its PDU")
+        for size, context_id, control in each_pdv(self.link, length):
             if context_id not in self.contexts:
                 raise cmd.ProtocolError(f"PDV on presentation context {context_id}")
             last = bool(control & cmd.PDV_LAST)
@@ -198,14 +124,10 @@ class ReceiveLoop:
     def _command_fragment(self, context_id: int, size: int, last: bool) -> None:
         """Collect a fragment of a command set; act on it when whole."""
         state = self.state
-        if state.arrival is not None or state.dropping:
+        if self.arrivals.current is not None or state.dropping:
             raise cmd.ProtocolError("a command began inside a data set")
-        state.command.append(self.link.take(size))
-        if sum(len(part) for part in state.command) > _MAX_COMMAND_BYTES:
-            raise cmd.ProtocolError("command set too long")
-        if last:
-            command = cmd.decode_command(b"".join(state.command))
-            state.command.clear()
+        command = state.command.add(self.link.take(size), last)
+        if command is not None:
             self._command(context_id, command)
 
     def _command(self, context_id: int, command: dict[int, bytes]) -> None:
@@ -237,21 +159,9 @@ class ReceiveLoop:
         self._respond(context_id, field_, message_id, status, sop_class)
 
     def _start_arrival(self, context_id: int, command: dict[int, bytes]) -> None:
-        """Open the file of a C-STORE's data set and write its file meta."""
-        spare, self.state.spare = self.state.spare, None
-        arrival = _Arrival(context_id, command, self.receiver.incoming, spare)
-        self.state.arrival = arrival
+        """Open the file of a C-STORE's data set."""
         transfer_syntax = str(self.contexts[context_id].transfer_syntax[0])
-        arrival.transfer_syntax = transfer_syntax
-        if arrival.file is not None:
-            meta = FileMetaFields(
-                arrival.sop_class,
-                arrival.sop_instance,
-                transfer_syntax,
-                str(self.assoc.acceptor.implementation_class_uid),
-                str(self.assoc.acceptor.implementation_version_name or ""),
-            )
-            arrival.file.write(_PREAMBLE + file_meta_bytes(meta))
+        self.arrivals.start(context_id, command, transfer_syntax)
 
     def _data_fragment(self, context_id: int, size: int, last: bool) -> None:
         """Stream a fragment of a data set to its file; store it when whole."""
@@ -260,32 +170,16 @@ class ReceiveLoop:
             self.link.pour(size, _ignore)
             state.dropping = not last
             return
-        arrival = state.arrival
+        arrival = self.arrivals.current
         if arrival is None or arrival.context_id != context_id:
             raise cmd.ProtocolError("a data set without its C-STORE command")
         self.link.pour(size, arrival.write)
         if last:
-            state.arrival = None
-            self._store(arrival)
+            self._store()
 
-    def _store(self, arrival: _Arrival) -> None:
+    def _store(self) -> None:
         """Store a data set that arrived whole and answer its C-STORE."""
-        error = arrival.close()
-        if arrival.file is None:
-            status = STORE_OUT_OF_RESOURCES
-            logger.warning("instance %s not stored: %s", arrival.sop_instance, error)
-        else:
-            name = arrival.file.name
-            head = DataSetHead(
-                bytes(arrival.head),
-                arrival.transfer_syntax,
-                whole=arrival.size == len(arrival.head),
-            )
-            status = self.receiver.handlers.store_received(
-                self.assoc, arrival.sop_instance, lambda: Path(name), error, head
-            )
-        if status != STORE_SUCCESS:
-            arrival.discard()
+        arrival, status = self.arrivals.finish()
         self._respond(
             arrival.context_id,
             cmd.C_STORE_RQ,
@@ -294,16 +188,7 @@ class ReceiveLoop:
             arrival.sop_class,
             arrival.sop_instance,
         )
-        # Creating a file costs about as much as receiving a small data set
-        # (bench/RESULTS.md): do it while the sender reads its next one.
-        self.state.spare = self._open_spare()
-
-    def _open_spare(self) -> IncomingFile | None:
-        """Open the file for the next data set, if the disk lets us."""
-        try:
-            return self.receiver.incoming.open(check_reserve=False)
-        except OSError:
-            return None
+        self.arrivals.open_spare()
 
     def _respond(
         self,
@@ -335,15 +220,7 @@ class ReceiveLoop:
 
     def _drop_partial(self) -> None:
         """Remove the file of a data set that will never be whole, and the spare."""
-        spare, self.state.spare = self.state.spare, None
-        if spare is not None:
-            spare.close()
-            Path(spare.name).unlink(missing_ok=True)
-        arrival = self.state.arrival
-        if arrival is not None:
-            self.state.arrival = None
-            arrival.discard()
-            logger.warning("association ended mid-instance; partial data discarded")
+        self.arrivals.drop()
 
 
 def _ignore(piece: memoryview) -> None:
