@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 import data
+import programs
 import receive
 import targets
 from quiet import wait_until_quiet
@@ -42,9 +43,8 @@ FOLDER = data.WORK / "orthanc-pull-ct-500"
 LOADED = FOLDER / "loaded"
 AET = "CHRISLOCAL"
 SCP_AET = "BENCHSCP"
-BIN = Path(sys.executable).parent
-PACSQUERY = str(BIN / "pacsquery")
-PACSRETRIEVE = str(BIN / "pacsretrieve")
+PACSQUERY = programs.program("pacsquery")
+PACSRETRIEVE = programs.program("pacsretrieve")
 MOVESCU = "/usr/bin/movescu"
 GETSCU = "/usr/bin/getscu"
 NODELAY = {"TCP_NODELAY": "1"}
@@ -269,7 +269,9 @@ def main(argv: list[str]) -> int:
         "receivers are started before it on an empty folder and stopped after "
         "it, untimed); DCMTK tools with TCP_NODELAY=1; pacsretrieve's figure "
         "includes its C-ECHO, the IMAGE-level C-FIND of --mode get, the wait for "
-        "the files and the copy into its output folder; the files are checked "
+        "the files and the copy into its output folder; the programs run from "
+        "bench/work/venv, installed as the images install them (bench/"
+        "programs.py); the files are checked "
         "after every run; os.sync() before each; runs interleaved, median of "
         f"{options.runs}. Runs that started on a busy machine: "
         f"{quiet.count(False)} of {len(quiet)}.",

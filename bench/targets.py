@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import programs
 import pynet_sender
 
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
-PACSLISTENER = str(Path(PYTHON).parent / "pacslistener")
+PACSLISTENER = programs.program("pacslistener")
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"
 DD = "/usr/bin/dd"
