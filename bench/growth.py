@@ -9,7 +9,7 @@ of 64x64 16-bit instances (9.5 KB each) are made by ``data.py``:
 - pull: pacsretrieve --mode move of each series from Debian's Orthanc (cached in
   ``bench/work/orthanc-growth``, loaded once) to a fresh pacslistener, then
   the copy into its output folder; peak RSS of the listener and of
-  pacsretrieve.
+  pacsretrieve; and, for the ratio, DCMTK movescu to storescp.
 
 Runs are interleaved; figures are medians of ``--runs`` (default 3).
 
@@ -84,6 +84,7 @@ class GrowthPull:
     def __init__(self, server: OrthancServer, tmp: Path) -> None:
         self.server, self.tmp = server, tmp
         self.listener_port = server.modalities[pull.AET][2]
+        self.scp_port = server.modalities[pull.SCP_AET][2]
         (tmp / "empty").mkdir()
         self.queries: dict[int, Path] = {}
         for n in SIZES:
@@ -93,6 +94,26 @@ class GrowthPull:
                             "--series-uid", series, "--log-level", "WARNING",
                             str(tmp / "empty"), str(query)], check=True)  # fmt: skip
             self.queries[n] = query
+
+    def movescu(self, n: int) -> float:
+        """Time DCMTK movescu of the series to a fresh storescp, for the ratio."""
+        out = pull.fresh(self.tmp / "storescp")
+        out.mkdir()
+        wait_until_quiet()
+        process = receive.start_server(pull.STORESCP, self.scp_port, out)
+        series = data.uid("bench", SETS[n].name, "series", 0)
+        study = data.uid("bench", SETS[n].name, "study")
+        command = [pull.MOVESCU, "-S", "-aet", pull.AET, "-aec", "ORTHANC",
+                   "-aem", pull.SCP_AET, "-k", "QueryRetrieveLevel=SERIES",
+                   "-k", f"StudyInstanceUID={study}",
+                   "-k", f"SeriesInstanceUID={series}",
+                   "127.0.0.1", str(self.server.dicom_port)]  # fmt: skip
+        try:
+            seconds = pull.timed(command, pull.NODELAY, self.tmp / "movescu.log")
+        finally:
+            receive.stop_server(pull.STORESCP, process, out)
+        pull.count(out, "*", n)
+        return seconds
 
     def run(self, n: int) -> Run:
         """Time one pull of the series of ``n`` instances."""
@@ -114,11 +135,15 @@ class GrowthPull:
         return Run(seconds, {"receiver": listener_peak, "pacsretrieve": retrieve_peak})
 
 
-def pull_runs(runs: int) -> dict[int, list[Run]]:
-    """Time the pull of each size, interleaved."""
+def pull_runs(runs: int) -> tuple[dict[int, list[Run]], dict[int, list[float]]]:
+    """Time the pull of each size, and movescu's, interleaved."""
     files = [f for n in SIZES for f in data.ensure(SETS[n])]
-    peers = {pull.AET: (pull.AET, "127.0.0.1", receive.free_port())}
+    peers = {
+        name: (name, "127.0.0.1", receive.free_port())
+        for name in (pull.AET, pull.SCP_AET)
+    }
     found: dict[int, list[Run]] = {n: [] for n in SIZES}
+    dcmtk: dict[int, list[float]] = {n: [] for n in SIZES}
     with OrthancServer(FOLDER, modalities=peers) as server, \
             tempfile.TemporaryDirectory(dir=data.WORK) as scratch:  # fmt: skip
         load(server, files)
@@ -126,9 +151,11 @@ def pull_runs(runs: int) -> dict[int, list[Run]]:
         for run in range(runs):
             for n in SIZES:
                 found[n].append(growth.run(n))
+                dcmtk[n].append(growth.movescu(n))
                 print(f"  pull {n} run {run + 1}/{runs}: "
-                      f"{found[n][-1].seconds:.2f} s", file=sys.stderr)  # fmt: skip
-    return found
+                      f"{found[n][-1].seconds:.2f} s, movescu "
+                      f"{dcmtk[n][-1]:.2f} s", file=sys.stderr)  # fmt: skip
+    return found, dcmtk
 
 
 def mb(kib: int | None) -> str:
@@ -161,18 +188,23 @@ def receive_table(found: dict[tuple[str, int], list[Run]]) -> str:
     return "\n".join(lines)
 
 
-def pull_table(found: dict[int, list[Run]]) -> str:
+def pull_table(found: dict[int, list[Run]], dcmtk: dict[int, list[float]]) -> str:
     """Return the Markdown table of the pull runs."""
-    lines = ["| instances | pacsretrieve s | ms per instance | pacslistener peak "
-             "RSS MB | pacsretrieve peak RSS MB | runs: s |",
-             "|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = ["| instances | pacsretrieve s | ms per instance | movescu + storescp s "
+             "| x movescu | pacslistener peak RSS MB | pacsretrieve peak RSS MB "
+             "| runs: s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for n in SIZES:
         runs = found[n]
         seconds = statistics.median(r.seconds for r in runs)
+        reference = statistics.median(dcmtk[n])
+        pairs = zip(runs, dcmtk[n], strict=True)
+        ratio = statistics.median(r.seconds / d for r, d in pairs)
         spread = ", ".join(f"{r.seconds:.2f}" for r in runs)
         listener = largest_peak(runs, "receiver")
         retrieve = largest_peak(runs, "pacsretrieve")
         lines.append(f"| {n} | {seconds:.2f} | {seconds / n * 1000:.2f} | "
+                     f"{reference:.2f} | {ratio:.2f} | "
                      f"{mb(listener)} | {mb(retrieve)} | {spread} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -186,7 +218,7 @@ def main(argv: list[str]) -> int:
     (data.WORK / "logs").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     received = receive_runs(options.runs)
-    pulled = pull_runs(options.runs)
+    pulled, dcmtk = pull_runs(options.runs)
     text = "\n".join([
         receive.header(f"python bench/growth.py --runs {options.runs}",
                        options.runs, load_before).split("\n- Method:")[0],
@@ -195,7 +227,8 @@ def main(argv: list[str]) -> int:
         "- Method: receive as in the Receive section (storescu -R over one "
         "association, TCP_NODELAY=1, no fsync, fresh receiver per run); pull as "
         "in the Pull section (pacsretrieve --mode move from Debian's Orthanc "
-        "1.10.1 to a fresh pacslistener, then the copy); medians of "
+        "1.10.1 to a fresh pacslistener, then the copy; against DCMTK movescu "
+        "to storescp -pdu 131072 +B, TCP_NODELAY=1); medians of "
         f"{options.runs} interleaved runs; peak RSS is the largest VmHWM of the "
         "runs (pacsretrieve's from /usr/bin/time). The whole benchmark took "
         f"{time.monotonic() - started:.0f} s.",
@@ -206,7 +239,7 @@ def main(argv: list[str]) -> int:
         "",
         "Pull:",
         "",
-        pull_table(pulled),
+        pull_table(pulled, dcmtk),
     ])  # fmt: skip
     print(text)
     receive.write_results(text, "Growth")
