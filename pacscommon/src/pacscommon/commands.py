@@ -34,6 +34,7 @@ PDV_LAST = 0x02
 # PS3.7 E.1: command fields
 C_STORE_RQ = 0x0001
 C_FIND_RQ = 0x0020
+C_MOVE_RQ = 0x0021
 C_ECHO_RQ = 0x0030
 C_CANCEL_RQ = 0x0FFF
 RESPONSE_BIT = 0x8000
@@ -56,11 +57,17 @@ AffectedSOPClassUID = 0x0002
 CommandField = 0x0100
 MessageID = 0x0110
 MessageIDBeingRespondedTo = 0x0120
+MoveDestination = 0x0600
 Priority = 0x0700
 CommandDataSetType = 0x0800
 Status = 0x0900
 ErrorComment = 0x0902
 AffectedSOPInstanceUID = 0x1000
+# PS3.7 E.1: the sub-operation counts of C-MOVE and C-GET responses
+NumberOfRemainingSuboperations = 0x1020
+NumberOfCompletedSuboperations = 0x1021
+NumberOfFailedSuboperations = 0x1022
+NumberOfWarningSuboperations = 0x1023
 
 _ELEMENT = struct.Struct("<HHI")
 _US = struct.Struct("<H")
@@ -138,18 +145,34 @@ def encode_response(
 
 
 def encode_request(
-    command_field: int, message_id: int, sop_class_uid: str, priority: int
+    command_field: int,
+    message_id: int,
+    sop_class_uid: str,
+    priority: int,
+    move_destination: str = "",
 ) -> bytes:
-    """Return the command set of a request followed by a data set (C-FIND)."""
-    return _command_set(
-        [
-            (AffectedSOPClassUID, _uid_bytes(sop_class_uid)),
-            (CommandField, _US.pack(command_field)),
-            (MessageID, _US.pack(message_id)),
-            (Priority, _US.pack(priority)),
-            (CommandDataSetType, _US.pack(DATA_SET)),
-        ]
-    )
+    """Return the command set of a request followed by a data set.
+
+    ``move_destination`` is the AE title a C-MOVE-RQ names (PS3.7 9.3.4.1).
+    """
+    elements = [
+        (AffectedSOPClassUID, _uid_bytes(sop_class_uid)),
+        (CommandField, _US.pack(command_field)),
+        (MessageID, _US.pack(message_id)),
+    ]
+    if move_destination:
+        elements.append((MoveDestination, _ae_bytes(move_destination)))
+    elements += [
+        (Priority, _US.pack(priority)),
+        (CommandDataSetType, _US.pack(DATA_SET)),
+    ]
+    return _command_set(elements)
+
+
+def _ae_bytes(title: str) -> bytes:
+    """Return an AE title padded to even length with a space."""
+    raw = title.encode("ascii", "replace")
+    return raw + b" " if len(raw) % 2 else raw
 
 
 def _command_set(elements: list[tuple[int, bytes]]) -> bytes:
