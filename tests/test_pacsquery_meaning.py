@@ -28,7 +28,7 @@ from test_pacsquery import Run, Truth, make_query, saved_logging
 
 from corpus import CHARSET_DIR
 from orthanc import LISTENER_AET, LOOPBACK, OrthancServer, free_port
-from pacsquery.identifiers import PATIENT_LEVEL_KEYWORDS, STUDY_LEVEL_KEYWORDS
+from pacsquery.levels import PATIENT_LEVEL_KEYWORDS, STUDY_LEVEL_KEYWORDS
 from pacsquery.query import decoded
 from pacsquery.table import RESULTS_TABLE
 

@@ -5,11 +5,20 @@ written as DICOM writes it (``Family^Given``, groups joined by ``=``), several
 values are joined by a backslash, numbers are their decimal text.
 """
 
-from typing import Any
+import warnings
+from collections.abc import Iterable
+from typing import Any, TypeGuard
 
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import AMBIGUOUS_VR, VR, PersonName
+
+# (0008,0005) SpecificCharacterSet, which pydicom decodes in its default set.
+_CHARSET_TAG = 0x00080005
+# Values that do not parse as their VR.
+_BAD_VALUE = (ValueError, TypeError, LookupError, OverflowError)
 
 
 def value_text(value: Any) -> str:
@@ -41,7 +50,89 @@ def element_text(ds: Dataset, keyword: str) -> str | None:
         return None
     try:
         return value_text(ds[keyword].value)
-    except (ValueError, TypeError, LookupError, OverflowError):
+    except _BAD_VALUE:
         # A value that does not parse as its VR: keep its raw text.
         raw = ds.get_item(keyword)
         return value_text(raw.value if raw is not None else None)
+
+
+class TextDecoder:
+    """Turn the elements of many answers into text, each distinct value once.
+
+    Each value is what :func:`element_text` gives. A raw element read from a
+    buffer is converted by pydicom with its dataset's character set directly,
+    not through ``Dataset.__getitem__`` (which costs several times the
+    conversion itself), and the answers to one query repeat most of their
+    values (a patient's name, dates, modalities): a value whose conversion
+    warned of nothing is kept, keyed by all that its conversion reads (tag, VR,
+    bytes, byte order, character set), and given again without converting.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self.known: dict[tuple[Any, ...], str] = {}
+
+    def texts(
+        self, ds: Dataset, keywords: Iterable[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """Return each keyword's text (``""`` if absent) and the warnings, once each."""
+        charset = ds.original_character_set
+        charset_key = charset if isinstance(charset, str) else tuple(charset)
+        record: dict[str, str] = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for keyword in keywords:
+                record[keyword] = self._text(ds, keyword, charset, charset_key, caught)
+        return record, list(dict.fromkeys(str(w.message) for w in caught))
+
+    def _text(
+        self,
+        ds: Dataset,
+        keyword: str,
+        charset: Any,
+        charset_key: Any,
+        caught: list[Any],
+    ) -> str:
+        """Return the text of one element, converting it only if unseen."""
+        tag = tag_for_keyword(keyword)
+        raw = ds.get_item(tag) if tag is not None else None
+        if raw is None:
+            return ""
+        if not _plain(raw, charset):
+            return element_text(ds, keyword) or ""
+        key = (raw.tag, raw.VR, raw.value, raw.is_little_endian, charset_key)
+        text = self.known.get(key)
+        if text is not None:
+            return text
+        warned = len(caught)
+        text = _converted_text(raw, charset, ds)
+        if text is None:
+            return element_text(ds, keyword) or ""
+        if len(caught) == warned:
+            if len(self.known) >= self.limit:
+                self.known.clear()
+            self.known[key] = text
+        return text
+
+
+def _plain(raw: object, charset: Any) -> TypeGuard[RawDataElement]:
+    """Return whether a raw element converts the same wherever it is."""
+    return (
+        isinstance(raw, RawDataElement)
+        and raw.value is not None
+        and raw.tag != _CHARSET_TAG
+        and not raw.tag.is_private
+        and bool(charset)
+    )
+
+
+def _converted_text(raw: RawDataElement, charset: Any, ds: Dataset) -> str | None:
+    """Return a raw element's text, or ``None`` if only the dataset can convert it."""
+    try:
+        elem = convert_raw_data_element(raw, encoding=charset, ds=ds)
+        if elem.VR == VR.SQ or elem.VR in AMBIGUOUS_VR:
+            # pydicom's own access fixes these up from the rest of the dataset.
+            return None
+        return value_text(elem.value)
+    except _BAD_VALUE:
+        return None

@@ -30,11 +30,12 @@ def tag_text(keyword: str) -> str:
 def encode_rows(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
     """Return rows of keyword to text as the ``data`` list of ``success.txt``."""
     data = []
+    tags: dict[str, str] = {}
     for position, row in enumerate(rows):
-        item: dict[str, Any] = {
-            kw: {"label": kw, "tag": tag_text(kw), "value": value}
-            for kw, value in row.items()
-        }
+        item: dict[str, Any] = {}
+        for kw, value in row.items():
+            tag = tags.get(kw) or tags.setdefault(kw, tag_text(kw))
+            item[kw] = {"label": kw, "tag": tag, "value": value}
         item["uid"] = {"label": "uid", "tag": 0, "value": position}
         data.append(item)
     return data

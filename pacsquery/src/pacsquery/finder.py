@@ -31,7 +31,7 @@ from pacscommon.network import (
 )
 from pacscommon.queries import send_c_find
 from pacscommon.requestor import DirectAssociation
-from pacsquery.identifiers import PATIENT_ROOT, STUDY_ROOT
+from pacsquery.levels import PATIENT_ROOT, STUDY_ROOT
 
 logger = logging.getLogger(__name__)
 

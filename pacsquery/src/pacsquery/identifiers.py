@@ -1,16 +1,12 @@
 """Build the C-FIND identifiers of a query, from the filters the user gave.
 
-A query walks an information model from its top level down to SERIES:
-
-- Study Root (the default): STUDY, then SERIES for each matching study. The
-  patient's attributes are asked at STUDY level (PS3.4 C.6.2.1).
-- Patient Root: PATIENT, then STUDY for each patient, then SERIES for each study
-  (PS3.4 C.6.1.1).
-
-Each key goes to the level whose entity it describes, so that a PACS never sees
-a key that is not valid where it is sent; below the top level an identifier
-carries the unique keys of the levels above (PS3.4 C.4.1.2.1). A key the
-standard does not list at PATIENT or STUDY level is asked at SERIES level.
+A query walks an information model from its top level down to its depth
+(:mod:`pacsquery.levels`): one C-FIND for the top level, then one for the
+children of each match. Each key goes to the level whose entity it describes,
+so that a PACS never sees a key that is not valid where it is sent; below the
+top level an identifier carries the unique keys of the levels above (PS3.4
+C.4.1.2.1). A key the standard does not list at PATIENT or STUDY level is asked
+at SERIES level.
 
 "Any value" is an empty value, never ``*``: a PACS may refuse ``*`` in a UID,
 date, time or number (Orthanc answers 0xC000).
@@ -26,6 +22,14 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from pacscommon.errors import InputError
+from pacsquery.levels import (
+    MODEL_LEVELS,
+    SERIES,
+    STUDY,
+    STUDY_ROOT,
+    UNIQUE_KEYS,
+    level_of,
+)
 from pacsquery.values import (
     KEY_PATTERN,
     MATCHABLE_VRS,
@@ -37,22 +41,6 @@ from pacsquery.values import (
 )
 
 UTF8 = "ISO_IR 192"
-PATIENT = "PATIENT"
-STUDY = "STUDY"
-SERIES = "SERIES"
-STUDY_ROOT = "study"
-PATIENT_ROOT = "patient"
-#: The levels each information model walks, from the top.
-MODEL_LEVELS = {
-    STUDY_ROOT: (STUDY, SERIES),
-    PATIENT_ROOT: (PATIENT, STUDY, SERIES),
-}
-#: Each level's unique key (PS3.4 C.6.1.1 and C.6.2.1).
-UNIQUE_KEYS = {
-    PATIENT: "PatientID",
-    STUDY: "StudyInstanceUID",
-    SERIES: "SeriesInstanceUID",
-}
 
 #: The columns every row has, from the STUDY-level answer.
 STUDY_COLUMNS = (
@@ -74,59 +62,11 @@ SERIES_COLUMNS = (
     "Modality",
     "NumberOfSeriesRelatedInstances",
 )
+#: The columns a row has when it stands for a study (``--level study``).
+STUDY_COUNT_COLUMNS = ("NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
 
-_COLUMNS = frozenset({*STUDY_COLUMNS, *SERIES_COLUMNS})
+_COLUMNS = frozenset({*STUDY_COLUMNS, *SERIES_COLUMNS, *STUDY_COUNT_COLUMNS})
 
-# PS3.4 C.6.1.1.2 (Table C.6-1): attributes of the Patient IE.
-PATIENT_LEVEL_KEYWORDS = frozenset(
-    {
-        "PatientName",
-        "PatientID",
-        "IssuerOfPatientID",
-        "OtherPatientIDs",
-        "OtherPatientNames",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "PatientSex",
-        "PatientBirthName",
-        "PatientMotherBirthName",
-        "PatientComments",
-        "PatientSpeciesDescription",
-        "PatientBreedDescription",
-        "ResponsiblePerson",
-        "ResponsibleOrganization",
-        "PatientIdentityRemoved",
-        "EthnicGroup",
-        "NumberOfPatientRelatedStudies",
-        "NumberOfPatientRelatedSeries",
-        "NumberOfPatientRelatedInstances",
-    }
-)
-# PS3.4 C.6.1.1.3 (Table C.6-2): attributes of the Study IE.
-STUDY_LEVEL_KEYWORDS = frozenset(
-    {
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "StudyID",
-        "StudyInstanceUID",
-        "ModalitiesInStudy",
-        "SOPClassesInStudy",
-        "StudyDescription",
-        "ReferringPhysicianName",
-        "PhysiciansOfRecord",
-        "NameOfPhysiciansReadingStudy",
-        "AdmittingDiagnosesDescription",
-        "PatientAge",
-        "PatientSize",
-        "PatientWeight",
-        "Occupation",
-        "AdditionalPatientHistory",
-        "OtherStudyNumbers",
-        "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
-    }
-)
 # Keys of the IMAGE level, which a query of studies and series cannot carry.
 INSTANCE_LEVEL_KEYWORDS = frozenset({"SOPInstanceUID", "InstanceNumber"})
 # Keys the identifier always has, set here and never by the user.
@@ -154,6 +94,7 @@ class QueryKeys:
     An empty value is a return key (universal matching). ``columns`` are the
     keywords every row of the answer has, in order. ``names`` are person names
     typed without wildcards, sent as patterns and checked on each answer.
+    ``depth`` is the level a row stands for.
     """
 
     levels: Mapping[str, Mapping[str, str]]
@@ -162,6 +103,7 @@ class QueryKeys:
     declared_charset: str = UTF8
     names: Mapping[str, str] = field(default_factory=dict)
     label: str = ""
+    depth: str = SERIES
 
     @property
     def study(self) -> Mapping[str, str]:
@@ -196,11 +138,16 @@ def build_query(
     return_keys: Sequence[str] = (),
     model: str = STUDY_ROOT,
     charset: str = UTF8,
+    depth: str = SERIES,
 ) -> QueryKeys:
     """Return the keys of a query: the columns, constrained by ``criteria``."""
+    criteria = list(criteria)
     matching = _merge(criteria)
+    if depth == STUDY:
+        check_study_depth(criteria, matching, model)
+    counts = STUDY_COUNT_COLUMNS if depth == STUDY else ()
     extra = [kw for kw in [*matching, *return_keys] if kw not in _COLUMNS]
-    columns = tuple(dict.fromkeys([*STUDY_COLUMNS, *SERIES_COLUMNS, *extra]))
+    columns = tuple(dict.fromkeys([*STUDY_COLUMNS, *SERIES_COLUMNS, *counts, *extra]))
     for keyword in columns:
         check_keyword(keyword, "--return-keys")
     names = {
@@ -214,7 +161,21 @@ def build_query(
         sent = name_pattern(value) if keyword in names else value
         levels[level_of(keyword, model)][keyword] = sent
     check_charset(charset, matching.values())
-    return QueryKeys(levels, columns, model, charset, names)
+    return QueryKeys(levels, columns, model, charset, names, depth=depth)
+
+
+def check_study_depth(
+    criteria: Iterable[Criterion], matching: Mapping[str, str], model: str
+) -> None:
+    """Raise an input error for a series filter in a query of studies only."""
+    for criterion in criteria:
+        keyword = criterion.keyword
+        if keyword in matching and level_of(keyword, model) == SERIES:
+            raise InputError(
+                f"{criterion.source} filters series, and --level study asks for "
+                "studies only; use --level series, or --modalities-in-study for "
+                "a modality"
+            )
 
 
 def _merge(criteria: Iterable[Criterion]) -> dict[str, str]:
@@ -235,13 +196,6 @@ def _merge(criteria: Iterable[Criterion]) -> dict[str, str]:
         matching[criterion.keyword] = value
         sources[criterion.keyword] = criterion.source
     return matching
-
-
-def level_of(keyword: str, model: str = STUDY_ROOT) -> str:
-    """Return the query level at which ``keyword`` is asked in ``model``."""
-    if keyword in PATIENT_LEVEL_KEYWORDS:
-        return PATIENT if model == PATIENT_ROOT else STUDY
-    return STUDY if keyword in STUDY_LEVEL_KEYWORDS else SERIES
 
 
 def check_keyword(keyword: str, source: str) -> None:

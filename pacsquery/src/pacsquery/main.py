@@ -3,7 +3,6 @@
 import logging
 from argparse import ArgumentParser, Namespace
 from dataclasses import dataclass, replace
-from importlib.metadata import version
 from pathlib import Path
 
 from chris_plugin import chris_plugin
@@ -26,7 +25,6 @@ from pacscommon.options import (
 )
 from pacsquery.batch import BatchQuery, find_batch_file, read_batch
 from pacsquery.identifiers import (
-    STUDY_ROOT,
     UIDS_PER_QUERY,
     UTF8,
     Criterion,
@@ -36,16 +34,29 @@ from pacsquery.identifiers import (
     parse_filter,
     parse_return_keys,
 )
+from pacsquery.levels import STUDY_ROOT, check_depth
 from pacsquery.query import QueryOutcome, run_queries
 from pacsquery.report import invocation, write_error, write_success
 
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "PACSQUERY"
-# NOTE: read from the installed distribution, not from ``pacsquery.__version__``:
-# run from the repository root, ``python -m pytest`` puts the project folder
-# ``pacsquery/`` first on sys.path, where it imports as an empty namespace.
-VERSION = version("pacsquery")
+
+
+class _Parser(ArgumentParser):
+    """An argument parser that looks its program's version up only when asked."""
+
+    @property
+    def version(self) -> str:
+        """Return the text ``--version`` prints."""
+        # NOTE: read from the installed distribution, not from
+        # ``pacsquery.__version__``: run from the repository root, ``python -m
+        # pytest`` puts the project folder ``pacsquery/`` first on sys.path,
+        # where it imports as an empty namespace. Looked up here, not at import,
+        # because importlib.metadata costs a tenth of the start-up time.
+        from importlib.metadata import version
+
+        return f"{self.prog} {version('pacsquery')}"
 
 
 @dataclass(frozen=True)
@@ -124,16 +135,17 @@ FILTER_OPTIONS = (
 
 def build_parser() -> ArgumentParser:
     """Return the parser of pacsquery's options."""
-    parser = ArgumentParser(
+    parser = _Parser(
         # The default usage would list each option by its first (seed-era) name.
         usage="%(prog)s [options] INPUTDIR OUTPUTDIR (options: %(prog)s --help)",
         prog="pacsquery",
         description="Ask a PACS (C-FIND) for the series that match the filters "
-        "and write them to OUTPUTDIR/success.txt, one row per series, with a "
-        "table in OUTPUTDIR/results.txt. With no filter it lists every series "
-        "the PACS holds. INPUTDIR may hold a batch of queries (queries.csv or "
-        f"queries.json). Every option can also be set as {ENV_PREFIX}_<OPTION> "
-        f"(for example {ENV_PREFIX}_PACS_HOST); the command line wins.",
+        "and write them to OUTPUTDIR/success.txt, one row per series (per study "
+        "with --level study), with a table in OUTPUTDIR/results.txt. With no "
+        "filter it lists every series the PACS holds. INPUTDIR may hold a batch "
+        "of queries (queries.csv or queries.json). Every option can also be set "
+        f"as {ENV_PREFIX}_<OPTION> (for example {ENV_PREFIX}_PACS_HOST); the "
+        "command line wins.",
     )
     add_connection_options(parser)
     for option in FILTER_OPTIONS:
@@ -141,7 +153,8 @@ def build_parser() -> ArgumentParser:
             *option.flags, dest=option.dest, type=str, default="", help=option.help
         )
     add_query_options(parser)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    # argparse's --version prints the parser's own ``version`` when given none.
+    parser.add_argument("--version", action="version")
     return parser
 
 
@@ -163,6 +176,16 @@ def add_query_options(parser: ArgumentParser) -> None:
         default="",
         help='more columns for each row, as "Key,Key", keywords or tags '
         "(StudyTime,0018,0015)",
+    )
+    add(
+        "--level",
+        dest="level",
+        type=str,
+        default="series",
+        help="what a row stands for: series (a C-FIND for the studies, then one "
+        "per study for its series) or study (one C-FIND; each row a study with "
+        "NumberOfStudyRelatedSeries and NumberOfStudyRelatedInstances, its series "
+        "columns empty; series filters are refused)",
     )
     add(
         "--query-model",
@@ -255,12 +278,14 @@ def query_keys(
     return_keys = parse_return_keys(options.return_keys)
     model = check_model(options.query_model)
     charset = options.character_set.strip()
+    depth = check_depth(options.level)
     if batch is None:
-        return [build_query(criteria, return_keys, model, charset)]
+        return [build_query(criteria, return_keys, model, charset, depth)]
     queries = []
     for row in batch:
         common = [c for c in criteria if c.keyword not in row.keywords]
-        keys = build_query([*common, *row.criteria], return_keys, model, charset)
+        together = [*common, *row.criteria]
+        keys = build_query(together, return_keys, model, charset, depth)
         queries.append(replace(keys, label=row.label))
     return queries
 
@@ -278,8 +303,8 @@ def cut_short(peer: Peer, outcome: QueryOutcome) -> OperationError:
     """Say that the PACS ended its answer early, and what was kept."""
     return OperationError(
         f"{peer} cut its answer short (status 0xFE00, cancel); success.txt holds "
-        f'the {len(outcome.rows)} series received, marked "complete": false; '
-        "run the query again"
+        f"the {len(outcome.rows)} rows received (a row per "
+        f'{outcome.depth.lower()}), marked "complete": false; run the query again'
     )
 
 

@@ -2,15 +2,14 @@
 
 A query walks its information model from the top: the matches of one level are
 asked for their children, one C-FIND per parent (and per chunk of a long UID
-list), down to SERIES. Every query of a run, a batch included, goes over the
-same association; a series found twice is kept once, with every query that
-found it. A request already answered in this run (the same level, parents and
-keys) is not sent again.
+list), down to its depth: SERIES, or STUDY for a row per study. Every query of
+a run, a batch included, goes over the same association; a series (or study)
+found twice is kept once, with every query that found it. A request already
+answered in this run (the same level, parents and keys) is not sent again.
 """
 
 import logging
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,20 +17,13 @@ from pydicom.dataset import Dataset
 from pynetdicom import Association
 from pynetdicom.presentation import PresentationContext
 
-from pacscommon.dicomtext import element_text
+from pacscommon.dicomtext import TextDecoder
 from pacscommon.errors import OperationError
 from pacscommon.network import Peer, Timeouts, associate, make_ae, release
 from pacscommon.requestor import DirectAE, DirectAssociation
 from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder
-from pacsquery.identifiers import (
-    MODEL_LEVELS,
-    PATIENT,
-    STUDY,
-    UIDS_PER_QUERY,
-    UNIQUE_KEYS,
-    QueryKeys,
-    level_identifiers,
-)
+from pacsquery.identifiers import UIDS_PER_QUERY, QueryKeys, level_identifiers
+from pacsquery.levels import PATIENT, SERIES, STUDY, UNIQUE_KEYS, walked_levels
 from pacsquery.values import same_name
 
 logger = logging.getLogger(__name__)
@@ -42,7 +34,7 @@ Record = dict[str, str]
 
 @dataclass
 class QueryOutcome:
-    """What a run found: one row per series, keyword to text."""
+    """What a run found: one row per series (or per study), keyword to text."""
 
     rows: list[Record] = field(default_factory=list)
     columns: tuple[str, ...] = ()
@@ -50,6 +42,7 @@ class QueryOutcome:
     study_uids: set[str] = field(default_factory=set)
     complete: bool = True
     requests: int = 0
+    depth: str = SERIES
 
     @property
     def studies(self) -> int:
@@ -57,10 +50,28 @@ class QueryOutcome:
         return len(self.study_uids)
 
     @property
+    def series_count(self) -> int:
+        """Return how many series matched: the rows, or the studies' counts."""
+        if self.depth == STUDY:
+            return count_sum(self.rows, "NumberOfStudyRelatedSeries")
+        return len(self.rows)
+
+    @property
     def instance_count(self) -> int:
-        """Return the sum of the series' NumberOfSeriesRelatedInstances."""
-        counts = (row.get("NumberOfSeriesRelatedInstances", "") for row in self.rows)
-        return sum(int(c) for c in counts if c.strip().isdigit())
+        """Return the sum of the rows' instance counts."""
+        if self.depth == STUDY:
+            return count_sum(self.rows, "NumberOfStudyRelatedInstances")
+        return count_sum(self.rows, "NumberOfSeriesRelatedInstances")
+
+    def row_uid(self, row: Record) -> str:
+        """Return the UID of what a row stands for: its series, or its study."""
+        return row.get(UNIQUE_KEYS[self.depth], "")
+
+
+def count_sum(rows: Iterable[Record], keyword: str) -> int:
+    """Return the sum of a count column, ignoring values that are not numbers."""
+    counts = (row.get(keyword, "").strip() for row in rows)
+    return sum(int(c) for c in counts if c.isdigit())
 
 
 @dataclass
@@ -71,6 +82,7 @@ class Walk:
     outcome: QueryOutcome
     uids_per_query: int
     answered: dict[tuple[object, ...], list[Record]] = field(default_factory=dict)
+    decoder: TextDecoder = field(default_factory=TextDecoder)
 
 
 def run_queries(
@@ -89,11 +101,10 @@ def run_queries(
         context = find_context(assoc, peer, model)
         direct: DirectAssociation = assoc  # type: ignore[assignment]
         finder = Finder(direct, context, peer, timeouts)
-        walk = Walk(
-            finder, QueryOutcome(columns=merged_columns(queries)), uids_per_query
-        )
+        outcome = QueryOutcome(columns=merged_columns(queries), depth=queries[0].depth)
+        walk = Walk(finder, outcome, uids_per_query)
         for keys in queries:
-            descend(walk, keys, MODEL_LEVELS[model], {}, {})
+            descend(walk, keys, walked_levels(model, keys.depth), {}, {})
     finally:
         release(assoc)
     outcome = finish(walk.outcome, finder.requests)
@@ -158,8 +169,8 @@ def find_level(
         answer = walk.finder.find(request)
         walk.outcome.complete = walk.outcome.complete and answer.complete
         for match in answer.matches:
-            record = decoded(match, level_keys, level)
-            if names_match(keys, level_keys, record, charset_of(match)):
+            record = decoded(match, level_keys, level, walk.decoder)
+            if names_match(keys, level_keys, record, match):
                 unique = record.get(UNIQUE_KEYS[level]) or str(id(match))
                 records.setdefault(unique, record)
     kept = list(records.values())
@@ -168,17 +179,20 @@ def find_level(
     return kept
 
 
-def decoded(answer: Dataset, keywords: Iterable[str], level: str) -> Record:
+def decoded(
+    answer: Dataset,
+    keywords: Iterable[str],
+    level: str,
+    decoder: TextDecoder | None = None,
+) -> Record:
     """Return the text of each of ``keywords`` in an answer; never fail on bytes.
 
     pydicom decodes text with the answer's own SpecificCharacterSet (ISO 2022
     code extensions and GB18030 included). Bytes it cannot decode, or a
     character set it does not know, give replacement characters and a warning.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        record = {kw: element_text(answer, kw) or "" for kw in keywords}
-    for message in dict.fromkeys(str(w.message) for w in caught):
+    record, messages = (decoder or TextDecoder()).texts(answer, keywords)
+    for message in messages:
         uid = record.get(UNIQUE_KEYS[level], "")
         logger.warning("%s answer %s: %s", level, uid, message)
     return record
@@ -192,21 +206,25 @@ def charset_of(answer: Dataset) -> list[str]:
 
 
 def names_match(
-    keys: QueryKeys, level_keys: Mapping[str, str], record: Record, charset: list[str]
+    keys: QueryKeys, level_keys: Mapping[str, str], record: Record, answer: Dataset
 ) -> bool:
     """Return whether the answer holds each typed name, empty components aside."""
+    typed = {kw: name for kw, name in keys.names.items() if kw in level_keys}
+    if not typed:
+        return True
+    charset = charset_of(answer)
     return all(
-        same_name(typed, record.get(keyword, ""), charset)
-        for keyword, typed in keys.names.items()
-        if keyword in level_keys
+        same_name(name, record.get(keyword, ""), charset)
+        for keyword, name in typed.items()
     )
 
 
 def add_row(outcome: QueryOutcome, keys: QueryKeys, merged: Record) -> None:
-    """Add one series row, unless an earlier query of the run found it."""
-    uid = merged.get("SeriesInstanceUID", "")
+    """Add one row, unless an earlier query of the run found what it stands for."""
+    uid = outcome.row_uid(merged)
     if not uid:
-        logger.warning("skipped a series answer without SeriesInstanceUID")
+        unique = UNIQUE_KEYS[outcome.depth]
+        logger.warning("skipped a %s answer without %s", outcome.depth.lower(), unique)
         return
     if uid in outcome.found_by:
         if keys.label not in outcome.found_by[uid]:
@@ -231,7 +249,7 @@ def log_outcome(peer: Peer, outcome: QueryOutcome, seconds: float) -> None:
         "query of %s: %d studies, %d series, %d instances, %s, %d C-FINDs, %.2f s",
         peer,
         outcome.studies,
-        len(outcome.rows),
+        outcome.series_count,
         outcome.instance_count,
         "complete" if outcome.complete else "cut short",
         outcome.requests,

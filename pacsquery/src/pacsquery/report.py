@@ -36,14 +36,15 @@ def success_document(
     data = encode_rows(outcome.rows)
     if batch:
         for item, row in zip(data, outcome.rows, strict=True):
-            labels = outcome.found_by.get(row["SeriesInstanceUID"], [])
+            labels = outcome.found_by.get(outcome.row_uid(row), [])
             item[QUERY_KEY] = {"label": QUERY_KEY, "tag": 0, "value": "; ".join(labels)}
     return {
         "status": "success",
         "complete": outcome.complete,
         "command": command,
+        "level": outcome.depth.lower(),
         "study_count": outcome.studies,
-        "series_count": len(outcome.rows),
+        "series_count": outcome.series_count,
         "instance_count": outcome.instance_count,
         "data": data,
     }
@@ -74,8 +75,26 @@ def write_error(outputdir: Path, message: str) -> Path:
 
 def write_atomically(path: Path, document: dict[str, Any]) -> Path:
     """Write ``document`` as UTF-8 JSON at ``path``, whole or not at all."""
-    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
-    return write_text_atomically(path, text)
+    return write_text_atomically(path, json_text(document))
+
+
+def json_text(document: dict[str, Any]) -> str:
+    """Return ``document`` as indented JSON text, each row of ``data`` on one line.
+
+    Indented all through, JSON is written by the json module's Python encoder,
+    which takes longer than the query for thousands of rows; each row is
+    written by its C encoder instead.
+    """
+    data = document.get("data")
+    head = {key: value for key, value in document.items() if key != "data"}
+    text = json.dumps(head, ensure_ascii=False, indent=2)
+    if not isinstance(data, list):
+        return text + "\n"
+    rows = ",\n".join("    " + json.dumps(row, ensure_ascii=False) for row in data)
+    body = f"[\n{rows}\n  ]" if data else "[]"
+    if not head:
+        return f'{{\n  "data": {body}\n}}\n'
+    return f'{text[:-2]},\n  "data": {body}\n}}\n'
 
 
 def write_text_atomically(path: Path, text: str) -> Path:

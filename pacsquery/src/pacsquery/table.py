@@ -2,29 +2,50 @@
 
 One block per study (date, modalities, description, how many series and
 instances), then one line per series with the row number that
-``pacsretrieve --series`` takes. No patient's name, ID or birth date appears, so
-the table can go to the log at INFO.
+``pacsretrieve --series`` takes; a query of studies only (``--level study``)
+has one line per study instead. No patient's name, ID or birth date appears,
+so the table can go to the log at INFO.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
+from pacsquery.levels import STUDY
 from pacsquery.query import QueryOutcome, Record
 
 RESULTS_TABLE = "results.txt"
 _HEADER = ("row", "series", "modality", "instances", "description")
+_STUDY_HEADER = ("row", "date", "modalities", "series", "instances", "description")
 
 
 def results_table(outcome: QueryOutcome) -> str:
     """Return the table of studies and series, as text lines."""
     state = "complete" if outcome.complete else "cut short by the PACS"
     lines = [
-        f"{outcome.studies} studies, {len(outcome.rows)} series, "
+        f"{outcome.studies} studies, {outcome.series_count} series, "
         f"{outcome.instance_count} instances ({state})"
     ]
+    if outcome.depth == STUDY:
+        return "\n".join([*lines, "", *studies_block(outcome.rows)]) + "\n"
     for rows in by_study(outcome.rows):
         lines.append("")
         lines.extend(study_block(rows))
     return "\n".join(lines) + "\n"
+
+
+def studies_block(rows: Sequence[Record]) -> list[str]:
+    """Return one line per study row: date, modalities, counts, description."""
+    cells = [
+        (
+            str(number),
+            show_date(row.get("StudyDate", "")),
+            row.get("ModalitiesInStudy", ""),
+            row.get("NumberOfStudyRelatedSeries", ""),
+            row.get("NumberOfStudyRelatedInstances", ""),
+            row.get("StudyDescription", ""),
+        )
+        for number, row in enumerate(rows)
+    ]
+    return aligned([_STUDY_HEADER, *cells], right=(0, 3, 4))
 
 
 def by_study(rows: Sequence[Record]) -> list[list[tuple[int, Record]]]:
@@ -58,11 +79,12 @@ def study_block(rows: list[tuple[int, Record]]) -> list[str]:
     return [header, *aligned([_HEADER, *cells])]
 
 
-def aligned(table: Iterable[Sequence[str]]) -> list[str]:
-    """Return the cells as lines of padded columns; numbers to the right."""
+def aligned(
+    table: Iterable[Sequence[str]], right: Collection[int] = (0, 1, 3)
+) -> list[str]:
+    """Return the cells as lines of padded columns; columns ``right`` to the right."""
     rows = [list(r) for r in table]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {0, 1, 3}
     lines = []
     for row in rows:
         cells = [
