@@ -71,41 +71,57 @@ class TextDecoder:
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
         self.known: dict[tuple[Any, ...], str] = {}
+        # Keyword to its tag, and whether its conversion depends on nothing else
+        # in the dataset (not SpecificCharacterSet itself, not a private tag).
+        self.tags: dict[str, tuple[int | None, bool]] = {}
 
     def texts(
         self, ds: Dataset, keywords: Iterable[str]
     ) -> tuple[dict[str, str], list[str]]:
         """Return each keyword's text (``""`` if absent) and the warnings, once each."""
         charset = ds.original_character_set
-        charset_key = charset if isinstance(charset, str) else tuple(charset)
+        if not charset:
+            charset_key = None
+        else:
+            charset_key = charset if isinstance(charset, str) else tuple(charset)
         record: dict[str, str] = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for keyword in keywords:
-                record[keyword] = self._text(ds, keyword, charset, charset_key, caught)
+                tag, plain = self._tag(keyword)
+                raw = ds.get_item(tag) if tag is not None else None
+                if raw is None:
+                    record[keyword] = ""
+                elif plain and charset_key and _readable(raw):
+                    key = (tag, raw.VR, raw.value, raw.is_little_endian, charset_key)
+                    text = self.known.get(key)
+                    if text is None:
+                        text = self._convert(ds, keyword, raw, key, caught)
+                    record[keyword] = text
+                else:
+                    record[keyword] = element_text(ds, keyword) or ""
         return record, list(dict.fromkeys(str(w.message) for w in caught))
 
-    def _text(
+    def _tag(self, keyword: str) -> tuple[int | None, bool]:
+        """Return a keyword's tag and whether its values convert on their own."""
+        known = self.tags.get(keyword)
+        if known is None:
+            tag = tag_for_keyword(keyword)
+            plain = tag is not None and tag != _CHARSET_TAG and not (tag >> 16) % 2
+            known = self.tags[keyword] = (tag, plain)
+        return known
+
+    def _convert(
         self,
         ds: Dataset,
         keyword: str,
-        charset: Any,
-        charset_key: Any,
+        raw: RawDataElement,
+        key: tuple[Any, ...],
         caught: list[Any],
     ) -> str:
-        """Return the text of one element, converting it only if unseen."""
-        tag = tag_for_keyword(keyword)
-        raw = ds.get_item(tag) if tag is not None else None
-        if raw is None:
-            return ""
-        if not _plain(raw, charset):
-            return element_text(ds, keyword) or ""
-        key = (raw.tag, raw.VR, raw.value, raw.is_little_endian, charset_key)
-        text = self.known.get(key)
-        if text is not None:
-            return text
+        """Convert a value not seen before; keep it if pydicom warned of nothing."""
         warned = len(caught)
-        text = _converted_text(raw, charset, ds)
+        text = _converted_text(raw, ds.original_character_set, ds)
         if text is None:
             return element_text(ds, keyword) or ""
         if len(caught) == warned:
@@ -115,15 +131,9 @@ class TextDecoder:
         return text
 
 
-def _plain(raw: object, charset: Any) -> TypeGuard[RawDataElement]:
-    """Return whether a raw element converts the same wherever it is."""
-    return (
-        isinstance(raw, RawDataElement)
-        and raw.value is not None
-        and raw.tag != _CHARSET_TAG
-        and not raw.tag.is_private
-        and bool(charset)
-    )
+def _readable(raw: object) -> TypeGuard[RawDataElement]:
+    """Return whether an element is raw and its value already read."""
+    return isinstance(raw, RawDataElement) and raw.value is not None
 
 
 def _converted_text(raw: RawDataElement, charset: Any, ds: Dataset) -> str | None:

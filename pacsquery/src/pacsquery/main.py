@@ -1,5 +1,6 @@
 """Command line of pacsquery: parse, query the PACS, write the results file."""
 
+import gc
 import logging
 from argparse import ArgumentParser, Namespace
 from dataclasses import dataclass, replace
@@ -320,4 +321,8 @@ def fail(outputdir: Path, error: PullError) -> int:
 
 def cli() -> int:
     """Entry point of the ``pacsquery`` console script."""
+    # What the imports made lives as long as the process: keep the garbage
+    # collector from walking it again and again while thousands of answers
+    # are decoded (a sixth of the CPU time of a query of 2000 studies).
+    gc.freeze()
     return run_plugin(parser, ENV_PREFIX, main)
