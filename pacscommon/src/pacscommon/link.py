@@ -7,7 +7,8 @@ into their files in the pieces that arrive, without gathering a PDU first.
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pacscommon import commands as cmd
@@ -99,21 +100,41 @@ class Link:
             return
 
 
-def each_pdv(link: Link, length: int) -> Iterator[tuple[int, int, int]]:
-    """Yield the data length, context ID and control header of each PDV of a PDU.
+@dataclass(frozen=True)
+class Pdv:
+    """The header of a PDV, or of a PDU that is not a P-DATA-TF."""
 
-    ``length`` is the P-DATA-TF PDU's; the caller reads each PDV's data from
-    ``link`` before it asks for the next.
-    """
-    left = length
-    while left:
-        if left < 6:
+    pdu_type: int
+    size: int  # the PDV's data length; the PDU's length if not a P-DATA-TF
+    context_id: int = 0
+    control: int = 0
+
+
+class PdvReader:
+    """Read the PDVs of the P-DATA-TF PDUs of a :class:`Link`, one at a time."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.left = 0  # bytes of the current P-DATA-TF PDU not yet read
+
+    def next(self) -> Pdv:
+        """Return the next PDV's header; the caller then reads its data.
+
+        A PDU of another type comes back with its type and length, and its
+        body is left for the caller.
+        """
+        while not self.left:
+            pdu_type, length = cmd.decode_pdu_header(self.link.take(6))
+            if pdu_type != cmd.PDU_P_DATA:
+                return Pdv(pdu_type, length)
+            self.left = length
+        if self.left < 6:
             raise cmd.ProtocolError("P-DATA-TF ends inside a PDV header")
-        size, context_id, control = cmd.decode_pdv_header(link.take(6))
-        left -= 6 + size
-        if left < 0:
+        size, context_id, control = cmd.decode_pdv_header(self.link.take(6))
+        self.left -= 6 + size
+        if self.left < 0:
             raise cmd.ProtocolError("PDV runs past the end of its PDU")
-        yield size, context_id, control
+        return Pdv(cmd.PDU_P_DATA, size, context_id, control)
 
 
 class CommandParts:

@@ -22,7 +22,7 @@ from pynetdicom import Association
 
 from pacscommon import commands as cmd
 from pacscommon.arrivals import HEAD_BYTES, Arrivals, Implementation, Receiver
-from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, each_pdv
+from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, Pdv, PdvReader
 from pacscommon.storage import STORE_CANNOT_UNDERSTAND
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class ReceiveLoop:
         self.receiver = receiver
         self.sock = cast(socket.socket, assoc.dul.socket.socket)  # type: ignore[union-attr]
         self.link = Link(self.sock, stop, assoc.network_timeout)
+        self.pdvs = PdvReader(self.link)
         self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self.peer_max_pdu = int(assoc.requestor.maximum_length or 0)
         self.state = _Messages(CommandParts())
@@ -65,10 +66,10 @@ class ReceiveLoop:
         self.sock.settimeout(POLL_SECONDS)
         try:
             while True:
-                pdu_type, length = cmd.decode_pdu_header(self.link.take(6))
-                if pdu_type != cmd.PDU_P_DATA:
-                    return self._association_pdu(pdu_type, length)
-                self._p_data(length)
+                pdv = self.pdvs.next()
+                if pdv.pdu_type != cmd.PDU_P_DATA:
+                    return self._association_pdu(pdv.pdu_type, pdv.size)
+                self._pdv(pdv)
         except Ended as ended:
             if ended.outcome == "aborted":
                 logger.warning("association from %s: %s", _peer(self.assoc), ended)
@@ -110,16 +111,16 @@ class ReceiveLoop:
         self._send(cmd.encode_abort(reason))
         return "aborted"
 
-    def _p_data(self, length: int) -> None:
-        """Read the PDVs of one P-DATA-TF PDU."""
-        for size, context_id, control in each_pdv(self.link, length):
-            if context_id not in self.contexts:
-                raise cmd.ProtocolError(f"PDV on presentation context {context_id}")
-            last = bool(control & cmd.PDV_LAST)
-            if control & cmd.PDV_COMMAND:
-                self._command_fragment(context_id, size, last)
-            else:
-                self._data_fragment(context_id, size, last)
+    def _pdv(self, pdv: Pdv) -> None:
+        """Read the data of one PDV."""
+        context_id, size = pdv.context_id, pdv.size
+        if context_id not in self.contexts:
+            raise cmd.ProtocolError(f"PDV on presentation context {context_id}")
+        last = bool(pdv.control & cmd.PDV_LAST)
+        if pdv.control & cmd.PDV_COMMAND:
+            self._command_fragment(context_id, size, last)
+        else:
+            self._data_fragment(context_id, size, last)
 
     def _command_fragment(self, context_id: int, size: int, last: bool) -> None:
         """Collect a fragment of a command set; act on it when whole."""
