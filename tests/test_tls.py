@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from test_pacsretrieve import received_files, truth_rows, write_results
 
 import pacscommon.network  # noqa: F401 - closes the sockets of failed connects
-from corpus import Corpus
+from corpus import Corpus, pixel_data_bytes
 from listener import Listener, program
 from orthanc import OrthancServer, free_port
 from pacscommon.tls import TlsFiles, client_context
+from pacsretrieve.main import main, parser
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -182,6 +184,26 @@ def test_query_and_retrieve_over_tls(
     expected = sum(1 for c in corpus if c.PatientID == "1CT1")
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == expected
     assert "over TLS" in listener.log_text()
+
+
+def test_get_over_tls(
+    tls_pacs: tuple[TlsOrthanc, Listener], pki: Path, tmp_path: Path, corpus: Corpus
+) -> None:
+    """C-GET's own message loop reads and writes the TLS connection."""
+    orthanc, _ = tls_pacs
+    rows = [r for r in truth_rows(orthanc.series_truth()) if r["PatientID"] == "1CT1"]
+    inputdir, outputdir = tmp_path / "in", tmp_path / "out"
+    inputdir.mkdir()
+    write_results(inputdir, rows)
+    options = parser.parse_args(
+        ["--pacs-port", str(orthanc.dicom_port), *tls_args(pki), "--mode", "get"]
+    )
+    assert main(options, inputdir, outputdir) == 0
+    originals = {c.SOPInstanceUID: c.path for c in corpus if c.PatientID == "1CT1"}
+    received = received_files(outputdir)
+    assert set(received) == set(originals) and len(received) == 6
+    for sop, path in received.items():
+        assert pixel_data_bytes(path) == pixel_data_bytes(originals[sop])
 
 
 def test_untrusted_pacs_certificate_is_refused(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pynetdicom.ae
 from pynetdicom import AE, Association, evt
+from pynetdicom._globals import DEFAULT_MAX_LENGTH
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 
@@ -132,8 +133,12 @@ def associate(
     contexts: Sequence[PresentationContext] | None = None,
     ext_neg: list | None = None,
     evt_handlers: list | None = None,
+    max_pdu: int = DEFAULT_MAX_LENGTH,
 ) -> Association:
-    """Open an association with ``peer``, or raise saying why it failed."""
+    """Open an association with ``peer``, or raise saying why it failed.
+
+    ``max_pdu`` is the longest PDU we ask the peer to send (0: no limit).
+    """
     opened: list[bool] = []
     handlers = list(NODELAY_HANDLERS) + list(evt_handlers or [])
     handlers.append((evt.EVT_CONN_OPEN, lambda _: opened.append(True)))
@@ -146,6 +151,7 @@ def associate(
         ext_neg=ext_neg,
         evt_handlers=handlers,
         tls_args=tls_args,
+        max_pdu=max_pdu,
     )
     if assoc.is_established:
         logger.info("association with %s established", peer)

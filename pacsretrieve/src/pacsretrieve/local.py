@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 from types import TracebackType
 
-from pynetdicom import _config
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacscommon.handlers import StorageHandlers
@@ -38,10 +37,8 @@ class LocalStore:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         if self.config is None:
+            # C-GET: the retriever's session stores what comes back.
             self.engine.prepare()
-            # A C-GET's C-STOREs arrive on our association: stream them to files
-            # as the listener does.
-            _config.STORE_RECV_CHUNKED_DATASET = True
         else:
             self._server = start_server(self.engine, self.config)
         return self

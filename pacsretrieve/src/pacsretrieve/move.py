@@ -32,6 +32,7 @@ from pacscommon.network import (
     WARNING_SUBOPS,
     Peer,
 )
+from pacscommon.retrievals import GetSession
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ def send_move(
 
 
 def send_get(
-    assoc: Association, identifier: Dataset, what: str, peer: Peer
+    session: GetSession, identifier: Dataset, what: str, peer: Peer
 ) -> MoveOutcome:
-    """C-GET ``identifier`` over ``assoc``; return what the PACS reported."""
-    responses = assoc.send_c_get(identifier, GET_MODEL)
+    """C-GET ``identifier`` in ``session``; return what the PACS reported."""
+    responses = session.send_c_get(identifier, GET_MODEL)
     return follow(responses, what, peer)
 
 

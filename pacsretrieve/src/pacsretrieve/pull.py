@@ -6,6 +6,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from pacscommon.arrivals import Receiver
 from pacscommon.network import Peer, Timeouts, release
 from pacscommon.server import ServerConfig
 from pacsretrieve.arrival import WaitBounds, look_all, total, wait_for
@@ -163,8 +164,7 @@ def _retriever(
         None,
         contexts=get_contexts(prepared.sop_classes),
         roles=get_roles(prepared.sop_classes),
-        store_handler=store.handlers.on_store,
-        incoming=store.engine.incoming_folder(),
+        receiver=Receiver(store.handlers, store.engine.incoming_folder()),
     )
 
 

@@ -2,24 +2,32 @@
 
 ``move`` and ``self`` send a C-MOVE to a destination (the listener, or our own
 in-process SCP); ``get`` sends a C-GET and stores what comes back over the same
-association through the shared storage engine's C-STORE handler.
+association through the shared storage engine. A C-GET association is a
+:class:`~pacscommon.requestor.DirectAE`'s: once pynetdicom has negotiated it,
+a :class:`~pacscommon.retrievals.GetSession` reads and writes it in the
+worker's own thread.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from pynetdicom import Association, evt
+from pynetdicom import Association
 from pynetdicom.presentation import PresentationContext
 
-from pacscommon.incoming import IncomingFolder, attach
+from pacscommon.arrivals import Receiver
+from pacscommon.channel import LinkEnded
+from pacscommon.errors import AssociationAborted
 from pacscommon.network import (
     Peer,
     Timeouts,
     associate,
     keep_responses_for_requests,
     make_ae,
+    release,
 )
+from pacscommon.requestor import DirectAE, DirectAssociation
+from pacscommon.retrievals import GetSession
 from pacsretrieve.jobs import SERIES_LEVEL, RetrieveJob
 from pacsretrieve.move import (
     MOVE_MODEL,
@@ -33,6 +41,9 @@ MODE_MOVE = "move"
 MODE_GET = "get"
 MODE_SELF = "self"
 MODES = (MODE_MOVE, MODE_GET, MODE_SELF)
+# The largest PDU a C-GET association asks the PACS to send: fewer, larger
+# PDUs cost fewer passes through the read loop.
+GET_MAX_PDU = 1024 * 1024
 
 
 @dataclass
@@ -44,27 +55,47 @@ class Retriever:
     destination: str | None  # the move destination; None for C-GET
     contexts: list[PresentationContext] = field(default_factory=list)
     roles: list[Any] = field(default_factory=list)
-    store_handler: Callable[[evt.Event], int] | None = None
-    incoming: IncomingFolder | None = None  # where C-GET's data sets stream to
+    receiver: Receiver | None = None  # where C-GET's instances are stored
+    _sessions: "WeakKeyDictionary[Association, GetSession]" = field(
+        default_factory=WeakKeyDictionary, repr=False
+    )
 
     def open(self) -> Association:
         """Open an association ready for this mode's requests."""
+        if self.receiver is not None:
+            return self._open_get(self.receiver)
         ae = make_ae(self.peer.calling_aet, self.timeouts)
-        if self.incoming is not None:
-            attach(ae, self.incoming)
-        handlers = []
         if self.destination is not None:
             ae.add_requested_context(MOVE_MODEL)
-        if self.store_handler is not None:
-            handlers.append((evt.EVT_C_STORE, self.store_handler))
         assoc = associate(
             ae,
             self.peer,
             contexts=self.contexts or None,
             ext_neg=self.roles or None,
-            evt_handlers=handlers,
         )
         keep_responses_for_requests(assoc)
+        return assoc
+
+    def _open_get(self, receiver: Receiver) -> Association:
+        """Open a C-GET association and the session that reads it."""
+        ae = make_ae(self.peer.calling_aet, self.timeouts, DirectAE)
+        assoc = associate(
+            ae,
+            self.peer,
+            contexts=self.contexts,
+            ext_neg=self.roles,
+            max_pdu=GET_MAX_PDU,
+        )
+        direct: DirectAssociation = assoc  # type: ignore[assignment]
+        try:
+            session = GetSession(direct, receiver, self.timeouts.dimse)
+        except LinkEnded as exc:
+            release(assoc)
+            raise AssociationAborted(
+                f"association with {self.peer} ended as it opened ({exc}); check "
+                "that the PACS offers C-GET and the storage SOP classes"
+            ) from exc
+        self._sessions[assoc] = session
         return assoc
 
     def send(self, assoc: Association, job: RetrieveJob) -> MoveOutcome:
@@ -74,5 +105,5 @@ class Retriever:
         verb = "C-GET" if self.destination is None else "C-MOVE"
         what = f"{verb} of {job.describe()}"
         if self.destination is None:
-            return send_get(assoc, identifier, what, self.peer)
+            return send_get(self._sessions[assoc], identifier, what, self.peer)
         return send_move(assoc, identifier, self.destination, what, self.peer)
