@@ -28,6 +28,12 @@ from pacscommon.channel import CLOSED, RELEASED, Channel, LinkEnded
 
 logger = logging.getLogger(__name__)
 
+# NOTE: pynetdicom 3.0.4 has no public way for a requestor to take over its
+# established association; the subclasses below override its internals
+# (AE._create_socket, DULServiceProvider._is_transport_event and send_pdu,
+# Association._run_reactor, the state name Sta6). Check them on every pynetdicom
+# upgrade (tests/test_query_loop.py does); remove once pynetdicom has such a way.
+
 # PS3.8 9.2: the state of an established association (Data Transfer).
 _ESTABLISHED_STATE = "Sta6"
 # How long the hand-off waits for the DUL thread at most, per look.
