@@ -528,6 +528,44 @@ def test_a_release_ends_with_the_connection_closed(
     assert len(outcome.rows) == 3
 
 
+def test_a_peer_that_aborts_instead_of_releasing_gets_nothing_more(
+    pacs: Callable[..., ScriptedPacs],
+) -> None:
+    def script(peer: PduPeer) -> None:
+        peer.accept()
+        answer_walk(peer)
+        assert peer.read_pdu()[0] == cmd.PDU_RELEASE_RQ
+        peer.send_abort()
+        assert peer.closed()  # no A-ABORT back, no A-RELEASE-RP expected
+
+    server = pacs(script)
+    outcome = query(server)
+    server.finish()
+
+    assert len(outcome.rows) == 1
+
+
+def test_a_peer_that_releases_mid_answer_is_answered_and_dropped(
+    pacs: Callable[..., ScriptedPacs],
+) -> None:
+    def script(peer: PduPeer) -> None:
+        peer.accept()
+        peer.read_request()
+        peer.send(PENDING, study(0))
+        peer.sock.sendall(struct.pack(">BxI", cmd.PDU_RELEASE_RQ, 4) + bytes(4))
+        assert peer.read_pdu()[0] == cmd.PDU_RELEASE_RP
+        assert peer.closed()
+
+    server = pacs(script)
+    with pytest.raises(AssociationAborted) as raised:
+        query(server)
+    server.finish()
+
+    assert "dropped the association during the STUDY-level C-FIND after 1" in str(
+        raised.value
+    )
+
+
 def test_a_peer_that_accepts_no_context_is_refused_without_a_hang(
     pacs: Callable[..., ScriptedPacs],
 ) -> None:

@@ -140,6 +140,8 @@ class Channel:
             # PS3.8 9.2.3 (release collision): the requestor answers first.
             self._send(cmd.encode_release_rp(), 1.0)
             return
+        if pdu_type == cmd.PDU_ABORT:
+            raise self._finish(ABORTED, "the peer aborted instead of releasing")
         raise cmd.ProtocolError(f"PDU type {pdu_type:#04x} during release")
 
     def _message(self, deadline: float) -> Message:
