@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 PROGRAM = "pacsquery"
 #: The key that tags each row of a batch with the queries that found it.
 QUERY_KEY = "query"
+# One encoder for every row: json.dumps builds a new one on each call.
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)
 # Options chris_plugin adds for ChRIS's own use, which say nothing of the query.
 _UNSHOWN = frozenset({"help", "saveinputmeta", "saveoutputmeta", "version"})
 
@@ -90,7 +92,7 @@ def json_text(document: dict[str, Any]) -> str:
     text = json.dumps(head, ensure_ascii=False, indent=2)
     if not isinstance(data, list):
         return text + "\n"
-    rows = ",\n".join("    " + json.dumps(row, ensure_ascii=False) for row in data)
+    rows = ",\n".join("    " + _ROW_ENCODER.encode(row) for row in data)
     body = f"[\n{rows}\n  ]" if data else "[]"
     if not head:
         return f'{{\n  "data": {body}\n}}\n'
