@@ -7,7 +7,8 @@ plugin writes (one object per series, keyword to value) is read too.
 """
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,37 @@ def encode_rows(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         item["uid"] = {"label": "uid", "tag": 0, "value": position}
         data.append(item)
     return data
+
+
+def row_lines(
+    rows: Iterable[Mapping[str, str]],
+    extras: Sequence[Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Return each item of :func:`encode_rows` as one line of JSON text.
+
+    The same text as ``json.dumps(item, ensure_ascii=False)`` (with an extra
+    row's keys after ``uid``), written from per-column templates with each
+    value escaped by the json module's C function: for thousands of rows, a
+    fraction of the time that building and dumping the items takes.
+    """
+    prefixes: dict[str, str] = {}
+    lines = []
+    for position, row in enumerate(rows):
+        cells = []
+        for kw, value in row.items():
+            prefix = prefixes.get(kw) or prefixes.setdefault(kw, _cell_prefix(kw))
+            cells.append(f"{prefix}{encode_basestring(value)}}}")
+        cells.append(f'"uid": {{"label": "uid", "tag": 0, "value": {position}}}')
+        if extras is not None:
+            cells.append(json.dumps(extras[position], ensure_ascii=False)[1:-1])
+        lines.append("{" + ", ".join(cells) + "}")
+    return lines
+
+
+def _cell_prefix(keyword: str) -> str:
+    """Return the JSON text of a cell up to its value."""
+    name = encode_basestring(keyword)
+    return f'{name}: {{"label": {name}, "tag": "{tag_text(keyword)}", "value": '
 
 
 def load_rows(path: Path) -> list[dict[str, str]]:

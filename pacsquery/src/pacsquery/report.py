@@ -16,8 +16,8 @@ from typing import Any
 
 from pacscommon.errors import InputError
 from pacscommon.files import create_temp
-from pacscommon.results import ERROR_FILE, SUCCESS_FILE, encode_rows
-from pacsquery.query import QueryOutcome
+from pacscommon.results import ERROR_FILE, SUCCESS_FILE, row_lines
+from pacsquery.query import QueryOutcome, Record
 from pacsquery.table import RESULTS_TABLE, results_table
 
 logger = logging.getLogger(__name__)
@@ -25,22 +25,14 @@ logger = logging.getLogger(__name__)
 PROGRAM = "pacsquery"
 #: The key that tags each row of a batch with the queries that found it.
 QUERY_KEY = "query"
-# One encoder for every row: json.dumps builds a new one on each call.
-_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)
 # Options chris_plugin adds for ChRIS's own use, which say nothing of the query.
 _UNSHOWN = frozenset({"help", "saveinputmeta", "saveoutputmeta", "version"})
 
 
-def success_document(
-    outcome: QueryOutcome, command: str, batch: bool = False
-) -> dict[str, Any]:
-    """Return the content of ``success.txt``; a batch's rows name their queries."""
-    data = encode_rows(outcome.rows)
-    if batch:
-        for item, row in zip(data, outcome.rows, strict=True):
-            labels = outcome.found_by.get(outcome.row_uid(row), [])
-            item[QUERY_KEY] = {"label": QUERY_KEY, "tag": 0, "value": "; ".join(labels)}
-    return {
+def success_text(outcome: QueryOutcome, command: str, batch: bool = False) -> str:
+    """Return ``success.txt``; a batch's rows name the queries that found them."""
+    extras = [query_cell(outcome, row) for row in outcome.rows] if batch else None
+    head = {
         "status": "success",
         "complete": outcome.complete,
         "command": command,
@@ -48,16 +40,22 @@ def success_document(
         "study_count": outcome.studies,
         "series_count": outcome.series_count,
         "instance_count": outcome.instance_count,
-        "data": data,
     }
+    return document_text(head, row_lines(outcome.rows, extras))
+
+
+def query_cell(outcome: QueryOutcome, row: Record) -> dict[str, Any]:
+    """Return the cell that names the queries of a batch that found a row."""
+    labels = outcome.found_by.get(outcome.row_uid(row), [])
+    return {QUERY_KEY: {"label": QUERY_KEY, "tag": 0, "value": "; ".join(labels)}}
 
 
 def write_success(
     outputdir: Path, outcome: QueryOutcome, command: str, batch: bool = False
 ) -> Path:
     """Write ``success.txt`` and ``results.txt``; remove an old ``error.txt``."""
-    document = success_document(outcome, command, batch)
-    path = write_atomically(outputdir / SUCCESS_FILE, document)
+    text = success_text(outcome, command, batch)
+    path = write_text_atomically(outputdir / SUCCESS_FILE, text)
     table = results_table(outcome)
     write_text_atomically(outputdir / RESULTS_TABLE, table)
     (outputdir / ERROR_FILE).unlink(missing_ok=True)
@@ -77,23 +75,18 @@ def write_error(outputdir: Path, message: str) -> Path:
 
 def write_atomically(path: Path, document: dict[str, Any]) -> Path:
     """Write ``document`` as UTF-8 JSON at ``path``, whole or not at all."""
-    return write_text_atomically(path, json_text(document))
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    return write_text_atomically(path, text)
 
 
-def json_text(document: dict[str, Any]) -> str:
-    """Return ``document`` as indented JSON text, each row of ``data`` on one line.
+def document_text(head: dict[str, Any], rows: list[str]) -> str:
+    """Return JSON text of ``head`` indented, then ``data``: the rows, one a line.
 
     Indented all through, JSON is written by the json module's Python encoder,
-    which takes longer than the query for thousands of rows; each row is
-    written by its C encoder instead.
+    which takes longer than the query itself for thousands of rows.
     """
-    data = document.get("data")
-    head = {key: value for key, value in document.items() if key != "data"}
     text = json.dumps(head, ensure_ascii=False, indent=2)
-    if not isinstance(data, list):
-        return text + "\n"
-    rows = ",\n".join("    " + _ROW_ENCODER.encode(row) for row in data)
-    body = f"[\n{rows}\n  ]" if data else "[]"
+    body = "[\n" + ",\n".join("    " + row for row in rows) + "\n  ]" if rows else "[]"
     if not head:
         return f'{{\n  "data": {body}\n}}\n'
     return f'{text[:-2]},\n  "data": {body}\n}}\n'

@@ -85,14 +85,10 @@ def aligned(
     """Return the cells as lines of padded columns; columns ``right`` to the right."""
     rows = [list(r) for r in table]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append(("  " + "  ".join(cells)).rstrip())
-    return lines
+    line = "  " + "  ".join(
+        f"{{{i}:{'>' if i in right else '<'}{width}}}" for i, width in enumerate(widths)
+    )
+    return [line.format(*row).rstrip() for row in rows]
 
 
 def show_date(value: str) -> str:
