@@ -47,6 +47,7 @@ from pacscommon.storage import StorageEngine
 from pacsretrieve.contexts import get_contexts, get_roles
 from pacsretrieve.main import main, parser
 from pacsretrieve.move import GET_MODEL, retrieve_identifier
+from pacsretrieve.query import open_find, sop_classes_of_series, sop_classes_of_study
 
 Scenario = Callable[[Any, list[Dataset]], Iterator[Any]]
 # PS3.8 9.3.1 and E.2
@@ -157,6 +158,29 @@ def test_every_instance_is_what_orthanc_sent_byte_for_byte(
             assert ours.file_meta.MediaStorageSOPInstanceUID == sop
 
 
+def test_sop_classes_from_the_study_or_the_series(
+    orthanc: OrthancServer, corpus: Corpus
+) -> None:
+    peer = Peer("127.0.0.1", orthanc.dicom_port, "ORTHANC", "CHRISLOCAL")
+    assoc = open_find(peer, Timeouts())
+    try:
+        for files in corpus.series().values():
+            first = files[0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                expected = {
+                    str(dcmread(f.path, stop_before_pixels=True).SOPClassUID)
+                    for f in files
+                }
+            study, series = first.StudyInstanceUID, first.SeriesInstanceUID
+            assert sop_classes_of_study(assoc, study, peer) == expected
+            assert sop_classes_of_series(assoc, study, series, peer) == expected
+            # Too many classes in the study: the IMAGE-level answer.
+            assert sop_classes_of_series(assoc, study, series, peer, 0) == expected
+    finally:
+        release(assoc)
+
+
 # Against a fake PACS.
 
 
@@ -169,6 +193,7 @@ class FakeGetPacs:
         self.port = free_port()
         self.gets = 0
         self.store_statuses: list[int] = []
+        self.find_levels: list[str] = []
         ae = AE("FAKEPACS")
         ae.add_supported_context(Verification)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
@@ -184,7 +209,14 @@ class FakeGetPacs:
         )
 
     def on_find(self, event: evt.Event) -> Iterator[Any]:
-        """Answer the IMAGE-level C-FIND for the SOP classes of a series."""
+        """Answer the C-FINDs for SOP classes: IMAGE level only, as some do."""
+        self.find_levels.append(str(event.identifier.QueryRetrieveLevel))
+        if event.identifier.QueryRetrieveLevel == "STUDY":
+            match = Dataset()
+            match.QueryRetrieveLevel = "STUDY"
+            match.StudyInstanceUID = event.identifier.StudyInstanceUID
+            yield 0xFF00, match  # no SOPClassesInStudy
+            return
         for ds in self.series[str(event.identifier.SeriesInstanceUID)]:
             match = Dataset()
             match.QueryRetrieveLevel = "IMAGE"
@@ -464,6 +496,8 @@ def test_main_success(fake: FakeGetPacs, tmp_path: Path) -> None:
     assert series["complete"] is True and series["arrived"] == 6
     assert series["pacs"]["status"] == "0x0000"
     assert series["pacs"]["completed"] == 6
+    # No SOPClassesInStudy from this PACS: the series' own classes are asked.
+    assert fake.find_levels == ["STUDY", "IMAGE"]
     assert no_association_threads()
 
 

@@ -50,6 +50,9 @@ TRANSFER_SYNTAXES: tuple[UID, ...] = (
     ExplicitVRBigEndian,
 )
 
+# How many SOP classes can each have a context per transfer syntax.
+CLASSES_IN_EVERY_SYNTAX = (MAX_CONTEXTS - 1) // len(TRANSFER_SYNTAXES)
+
 
 def get_contexts(sop_classes: set[str]) -> list[PresentationContext]:
     """Return the model's context and storage contexts for ``sop_classes``."""
