@@ -73,6 +73,7 @@ class Channel:
         self.start = 0
         self.end = 0
         self.pdvs: deque[tuple[int, int, bytes]] = deque()
+        self.sock_timeout = -1.0
 
     def next_message_id(self) -> int:
         """Return a message ID not used by the last 65535 requests."""
@@ -217,7 +218,7 @@ class Channel:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._timed_out()
-        self.sock.settimeout(remaining)
+        self._timeout(remaining)
         try:
             received = self.sock.recv_into(self.view[self.end :])
         except TimeoutError:
@@ -248,7 +249,7 @@ class Channel:
     def _send(self, data: bytes, timeout: float) -> None:
         """Write bytes to the peer, or end the association if that fails."""
         self._check_open()
-        self.sock.settimeout(timeout)
+        self._timeout(timeout)
         try:
             self.sock.sendall(data)
         except TimeoutError:
@@ -256,11 +257,19 @@ class Channel:
         except OSError as exc:
             raise self._finish(CLOSED, f"connection lost: {exc}") from exc
 
+    def _timeout(self, seconds: float) -> None:
+        """Bound the next socket operation by about ``seconds``."""
+        # Each settimeout() is a system call: the socket's timeout changes only
+        # when it is a tenth too long, or too short, for what is left.
+        if not 0.9 * self.sock_timeout <= seconds <= self.sock_timeout:
+            self.sock.settimeout(seconds)
+            self.sock_timeout = seconds
+
     def _abort(self, source: int, reason: int) -> None:
         """Send an A-ABORT if the connection takes it; never raise."""
         if self.ended:
             return
-        self.sock.settimeout(1.0)
+        self._timeout(1.0)
         try:
             self.sock.sendall(cmd.encode_abort(reason, source))
         except OSError:
