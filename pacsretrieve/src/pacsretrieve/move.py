@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import Association
@@ -17,7 +18,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from pacscommon.errors import AssociationAborted, StatusError
+from pacscommon.errors import AssociationAborted, OperationError, StatusError
+from pacscommon.moves import send_c_move
 from pacscommon.network import (
     CANCEL,
     IDENTIFIER_MISMATCH,
@@ -32,6 +34,7 @@ from pacscommon.network import (
     WARNING_SUBOPS,
     Peer,
 )
+from pacscommon.requestor import DirectAssociation
 from pacscommon.retrievals import GetSession
 
 logger = logging.getLogger(__name__)
@@ -80,10 +83,29 @@ def retrieve_identifier(
 
 
 def send_move(
-    assoc: Association, identifier: Dataset, destination: str, what: str, peer: Peer
+    assoc: Association,
+    identifier: Dataset,
+    destination: str,
+    what: str,
+    peer: Peer,
+    timeout: float,
 ) -> MoveOutcome:
-    """C-MOVE ``identifier`` to ``destination``; return what the PACS reported."""
-    responses = assoc.send_c_move(identifier, destination, MOVE_MODEL)
+    """C-MOVE ``identifier`` to ``destination``; return what the PACS reported.
+
+    ``assoc`` is a :class:`~pacscommon.requestor.DirectAssociation`; ``timeout``
+    bounds the wait for each response.
+    """
+    context = next(
+        (cx for cx in assoc.accepted_contexts if cx.abstract_syntax == MOVE_MODEL),
+        None,
+    )
+    if context is None:
+        raise OperationError(
+            f"{peer} accepted no Study Root C-MOVE context; check that it is a "
+            "PACS with its retrieve service on"
+        )
+    channel = cast(DirectAssociation, assoc).channel()
+    responses = send_c_move(channel, context, identifier, destination, timeout)
     return follow(responses, what, peer)
 
 

@@ -2,10 +2,11 @@
 
 ``move`` and ``self`` send a C-MOVE to a destination (the listener, or our own
 in-process SCP); ``get`` sends a C-GET and stores what comes back over the same
-association through the shared storage engine. A C-GET association is a
-:class:`~pacscommon.requestor.DirectAE`'s: once pynetdicom has negotiated it,
-a :class:`~pacscommon.retrievals.GetSession` reads and writes it in the
-worker's own thread.
+association through the shared storage engine. Both are
+:class:`~pacscommon.requestor.DirectAE` associations: once pynetdicom has
+negotiated one, the worker's own thread reads and writes it, through
+:func:`~pacscommon.moves.send_c_move` or a
+:class:`~pacscommon.retrievals.GetSession`.
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from pacscommon.network import (
     Peer,
     Timeouts,
     associate,
-    keep_responses_for_requests,
     make_ae,
     release,
 )
@@ -64,17 +64,13 @@ class Retriever:
         """Open an association ready for this mode's requests."""
         if self.receiver is not None:
             return self._open_get(self.receiver)
-        ae = make_ae(self.peer.calling_aet, self.timeouts)
-        if self.destination is not None:
-            ae.add_requested_context(MOVE_MODEL)
-        assoc = associate(
-            ae,
-            self.peer,
-            contexts=self.contexts or None,
-            ext_neg=self.roles or None,
-        )
-        keep_responses_for_requests(assoc)
-        return assoc
+        return self._open_move()
+
+    def _open_move(self) -> Association:
+        """Open a C-MOVE association whose responses are read on its channel."""
+        ae = make_ae(self.peer.calling_aet, self.timeouts, DirectAE)
+        ae.add_requested_context(MOVE_MODEL)
+        return associate(ae, self.peer)
 
     def _open_get(self, receiver: Receiver) -> Association:
         """Open a C-GET association and the session that reads it."""
@@ -106,4 +102,6 @@ class Retriever:
         what = f"{verb} of {job.describe()}"
         if self.destination is None:
             return send_get(self._sessions[assoc], identifier, what, self.peer)
-        return send_move(assoc, identifier, self.destination, what, self.peer)
+        return send_move(
+            assoc, identifier, self.destination, what, self.peer, self.timeouts.dimse
+        )
