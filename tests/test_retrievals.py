@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from copy import deepcopy
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pynetdicom.ae
@@ -24,9 +25,15 @@ import pynetdicom.transport
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    generate_uid,
+)
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode
+from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -38,7 +45,9 @@ from test_pacsretrieve_modes import run_mode
 
 from corpus import Corpus
 from orthanc import OrthancServer, free_port
+from pacscommon import commands as cmd
 from pacscommon.arrivals import Receiver
+from pacscommon.channel import Channel
 from pacscommon.handlers import StorageHandlers
 from pacscommon.network import Peer, Timeouts, associate, make_ae, release
 from pacscommon.requestor import DirectAE, DirectAssociation
@@ -605,3 +614,161 @@ def test_dimse_timeout_on_a_long_gap(
     assert report["series"][0]["arrived"] == 1
     lines = error_lines(capsys)
     assert len(lines) == 1 and "--dimse-timeout" in lines[0]
+
+
+# Against a peer that writes PDUs by hand.
+
+
+class StubAssociation:
+    """What a GetSession asks of an association, over a socket of the test's."""
+
+    def __init__(self, channel: Channel, contexts: list[PresentationContext]) -> None:
+        self._channel = channel
+        self.accepted_contexts = contexts
+        self.requestor = SimpleNamespace(
+            ae_title="CHRISLOCAL",
+            implementation_class_uid="1.2.826.0.1.3680043.9.3811.3.0.4",
+            implementation_version_name="TEST",
+        )
+
+    def channel(self) -> Channel:
+        """Return the channel, as a DirectAssociation does."""
+        return self._channel
+
+
+def command_set(**values: Any) -> bytes:
+    """Return a command set (PS3.7 6.3.1), its group length first."""
+    ds = Dataset()
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    body = encode(ds, True, True)
+    assert body is not None
+    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
+
+
+def pdv(context_id: int, control: int, data: bytes) -> bytes:
+    """Return one PDV item."""
+    return struct.pack(">IBB", len(data) + 2, context_id, control) + data
+
+
+def pdu(*pdvs: bytes) -> bytes:
+    """Return a P-DATA-TF PDU of the given PDVs."""
+    body = b"".join(pdvs)
+    return struct.pack(">BxI", P_DATA_TF, len(body)) + body
+
+
+def read_command(sock: socket.socket) -> dict[int, bytes]:
+    """Read one PDU holding one whole command set; return its elements."""
+    header = _exactly(sock, 6)
+    assert header is not None
+    body = _exactly(sock, struct.unpack(">I", header[2:])[0])
+    assert body is not None and header[0] == P_DATA_TF
+    (_, control, fragment), *rest = cmd.split_pdvs(body)
+    assert control == 0x03 and rest == []
+    return cmd.decode_command(fragment)
+
+
+def test_messages_cut_and_packed_any_way_the_standard_allows(
+    ct_slices: list[Dataset], tmp_path: Path
+) -> None:
+    """Command sets cut into PDVs of a few bytes, data sets into 7-byte
+    fragments over many PDUs, a data set's end, the pending C-GET-RSP and the
+    next C-STORE-RQ in one PDU, an identifier in two PDVs."""
+    get_cx = build_context(GET_MODEL, ImplicitVRLittleEndian)
+    ct_cx = build_context(CTImageStorage, ExplicitVRLittleEndian)
+    get_cx.context_id, ct_cx.context_id = 1, 3
+    ours, theirs = socket.socketpair()
+    ended: list[str] = []
+    channel = Channel(ours, peer_max_pdu=0, own_max_pdu=0, on_end=ended.append)
+    engine = StorageEngine(tmp_path / "data")
+    engine.prepare()
+    receiver = Receiver(StorageHandlers(engine), engine.incoming_folder())
+    session = GetSession(StubAssociation(channel, [get_cx, ct_cx]), receiver, 5.0)
+    slices = ct_slices[:2]
+    sent = [encoded_as_sent(ds, ExplicitVRLittleEndian) for ds in slices]
+    failed_uid = "1.2.3.4.5"
+    peer_saw: list[dict[int, bytes]] = []
+
+    def store_rq(n: int) -> bytes:
+        command = command_set(
+            AffectedSOPClassUID=CTImageStorage, CommandField=0x0001,
+            MessageID=100 + n, Priority=0, CommandDataSetType=0x0000,
+            AffectedSOPInstanceUID=slices[n].SOPInstanceUID,
+        )  # fmt: skip
+        # The command set in PDVs of 5 bytes, in one PDU.
+        cut = [command[i : i + 5] for i in range(0, len(command), 5)]
+        return b"".join(pdv(3, 0x01 | (0x02 if i == len(cut) - 1 else 0), c)
+                        for i, c in enumerate(cut))  # fmt: skip
+
+    def data_pdus(n: int) -> tuple[bytes, bytes]:
+        """Return PDUs of all but the last fragment, and the last fragment."""
+        data = sent[n]
+        cut = [data[i : i + 7] for i in range(0, len(data), 7)]
+        body = cut[:-1]
+        pdus = b"".join(pdu(*(pdv(3, 0x00, c) for c in body[i : i + 50]))
+                        for i in range(0, len(body), 50))  # fmt: skip
+        return pdus, pdv(3, 0x02, cut[-1])
+
+    def pending(remaining: int, done: int) -> bytes:
+        return pdv(1, 0x03, command_set(
+            AffectedSOPClassUID=GET_MODEL, CommandField=0x8010,
+            MessageIDBeingRespondedTo=1, CommandDataSetType=0x0101, Status=0xFF00,
+            NumberOfRemainingSuboperations=remaining,
+            NumberOfCompletedSuboperations=done, NumberOfFailedSuboperations=0,
+            NumberOfWarningSuboperations=0,
+        ))  # fmt: skip
+
+    def play() -> None:
+        peer_saw.append(read_command(theirs))  # the C-GET-RQ's command
+        header = _exactly(theirs, 6)  # and its identifier
+        assert header is not None
+        _exactly(theirs, struct.unpack(">I", header[2:])[0])
+        first, last = data_pdus(0)
+        theirs.sendall(pdu(store_rq(0)) + first)
+        second, second_last = data_pdus(1)
+        theirs.sendall(pdu(last, pending(2, 0), store_rq(1)) + second)
+        peer_saw.append(read_command(theirs))  # C-STORE-RSP 1
+        theirs.sendall(pdu(second_last))
+        peer_saw.append(read_command(theirs))  # C-STORE-RSP 2
+        identifier = Dataset()
+        identifier.FailedSOPInstanceUIDList = failed_uid
+        raw = encode(identifier, True, True) or b""
+        final = command_set(
+            AffectedSOPClassUID=GET_MODEL, CommandField=0x8010,
+            MessageIDBeingRespondedTo=1, CommandDataSetType=0x0000, Status=0xB000,
+            NumberOfRemainingSuboperations=0, NumberOfCompletedSuboperations=2,
+            NumberOfFailedSuboperations=1, NumberOfWarningSuboperations=0,
+        )  # fmt: skip
+        theirs.sendall(pdu(pending(1, 1), pdv(1, 0x03, final), pdv(1, 0x00, raw[:9]))
+                       + pdu(pdv(1, 0x02, raw[9:])))  # fmt: skip
+
+    peer = threading.Thread(target=play, daemon=True)
+    peer.start()
+    try:
+        ds = slices[0]
+        identifier = retrieve_identifier(
+            "SERIES", str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+        )
+        responses = list(session.send_c_get(identifier, GET_MODEL))
+        peer.join(5)
+    finally:
+        ours.close()
+        theirs.close()
+    assert [int(s.Status) for s, _ in responses] == [0xFF00, 0xFF00, 0xB000]
+    assert [int(s.NumberOfCompletedSuboperations) for s, _ in responses] == [0, 1, 2]
+    assert responses[-1][1] is not None
+    assert responses[-1][1].FailedSOPInstanceUIDList == failed_uid
+    assert cmd.command_us(peer_saw[0], cmd.CommandField) == 0x0010
+    for n, rsp in enumerate(peer_saw[1:]):
+        assert cmd.command_us(rsp, cmd.CommandField) == 0x8001
+        assert cmd.command_us(rsp, cmd.MessageIDBeingRespondedTo) == 100 + n
+        assert cmd.command_us(rsp, cmd.Status) == 0x0000
+    stored = {
+        str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+        for p in (tmp_path / "data").rglob("*.dcm")
+        if ".incoming" not in p.parts
+    }
+    for ds, data in zip(slices, sent, strict=True):
+        assert data_set_bytes(stored[str(ds.SOPInstanceUID)].read_bytes()) == data
+    assert list((tmp_path / "data" / ".incoming").iterdir()) == []
+    assert ended == []  # the association is still up for the next request
