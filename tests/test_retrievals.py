@@ -733,10 +733,11 @@ def test_messages_cut_and_packed_any_way_the_standard_allows(
         identifier = Dataset()
         identifier.FailedSOPInstanceUIDList = failed_uid
         raw = encode(identifier, True, True) or b""
+        # The final response's remaining count present and empty, as allowed.
         final = command_set(
             AffectedSOPClassUID=GET_MODEL, CommandField=0x8010,
             MessageIDBeingRespondedTo=1, CommandDataSetType=0x0000, Status=0xB000,
-            NumberOfRemainingSuboperations=0, NumberOfCompletedSuboperations=2,
+            NumberOfRemainingSuboperations=None, NumberOfCompletedSuboperations=2,
             NumberOfFailedSuboperations=1, NumberOfWarningSuboperations=0,
         )  # fmt: skip
         theirs.sendall(pdu(pending(1, 1), pdv(1, 0x03, final), pdv(1, 0x00, raw[:9]))
@@ -756,6 +757,7 @@ def test_messages_cut_and_packed_any_way_the_standard_allows(
         theirs.close()
     assert [int(s.Status) for s, _ in responses] == [0xFF00, 0xFF00, 0xB000]
     assert [int(s.NumberOfCompletedSuboperations) for s, _ in responses] == [0, 1, 2]
+    assert "NumberOfRemainingSuboperations" not in responses[-1][0]
     assert responses[-1][1] is not None
     assert responses[-1][1].FailedSOPInstanceUIDList == failed_uid
     assert cmd.command_us(peer_saw[0], cmd.CommandField) == 0x0010

@@ -40,10 +40,10 @@ C_GET_RSP = C_GET_RQ | cmd.RESPONSE_BIT
 _PENDING = 0xFF00
 # PS3.7 E.1: the sub-operation counts a C-GET-RSP may carry
 _COUNTS = {
-    0x1020: "NumberOfRemainingSuboperations",
-    0x1021: "NumberOfCompletedSuboperations",
-    0x1022: "NumberOfFailedSuboperations",
-    0x1023: "NumberOfWarningSuboperations",
+    cmd.NumberOfRemainingSuboperations: "NumberOfRemainingSuboperations",
+    cmd.NumberOfCompletedSuboperations: "NumberOfCompletedSuboperations",
+    cmd.NumberOfFailedSuboperations: "NumberOfFailedSuboperations",
+    cmd.NumberOfWarningSuboperations: "NumberOfWarningSuboperations",
 }
 # A response's identifier lists failed UIDs at most; anything near this is not.
 _MAX_IDENTIFIER_BYTES = 16 * 1024 * 1024
@@ -255,7 +255,8 @@ def _read_answer(
     status = Dataset()
     status.Status = cmd.command_us(command, cmd.Status)
     for element, keyword in _COUNTS.items():
-        if element in command:
+        # PS3.4 C.4.3.1.4: a final response may leave a count out, or empty.
+        if command.get(element):
             setattr(status, keyword, cmd.command_us(command, element))
     comment = cmd.command_text(command, cmd.ErrorComment)
     if comment:
