@@ -69,7 +69,13 @@ class Finder:
         peer: Peer,
         timeouts: Timeouts,
     ) -> None:
-        self.channel = assoc.channel()
+        try:
+            self.channel = assoc.channel()
+        except LinkEnded as ended:
+            raise AssociationAborted(
+                f"the association with {peer} ended before the first C-FIND "
+                f"({ended}); check the PACS's log"
+            ) from None
         self.context = context
         self.peer = peer
         self.timeouts = timeouts
