@@ -32,6 +32,12 @@ def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return reads
 
 
+def _nice_of(thread_id: int | None) -> int:
+    """Return a thread's nice value, from /proc (field 19 of its stat line)."""
+    stat = Path(f"/proc/self/task/{thread_id}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def test_a_hard_link_is_described_without_reading_it_again(
     tmp_path: Path, ct_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,13 +96,17 @@ def test_the_watcher_notes_files_as_they_arrive(
     notes = InstanceNotes()
     arrived = threading.Event()
 
-    with ArrivalWatcher(notes, data, ["1.2.3", "9.9.9"]):
+    with ArrivalWatcher(notes, data, ["1.2.3", "9.9.9"]) as watcher:
         for number in range(3):
             (folder / f"000{number}-a.dcm").write_bytes(ct_file.read_bytes())
         deadline = time.monotonic() + 10
         while len(reads) < 3 and time.monotonic() < deadline:
             arrived.wait(0.01)
+        nice = _nice_of(watcher._thread.native_id)
 
     assert sorted(p.name for p in reads) == ["0000-a.dcm", "0001-a.dcm", "0002-a.dcm"]
+    # The watcher yields the CPU to the transfer: its thread alone is niced.
+    own = _nice_of(threading.get_native_id())
+    assert nice == min(own + instances.WATCHER_NICE, instances.MAX_NICE) > own
     notes.describe(folder, data)
     assert len(reads) == 3
