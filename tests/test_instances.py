@@ -107,6 +107,7 @@ def test_the_watcher_notes_files_as_they_arrive(
     assert sorted(p.name for p in reads) == ["0000-a.dcm", "0001-a.dcm", "0002-a.dcm"]
     # The watcher yields the CPU to the transfer: its thread alone is niced.
     own = _nice_of(threading.get_native_id())
-    assert nice == min(own + instances.WATCHER_NICE, instances.MAX_NICE) > own
+    assert nice == min(own + instances.WATCHER_NICE, instances.MAX_NICE)
+    assert nice > own or own == instances.MAX_NICE
     notes.describe(folder, data)
     assert len(reads) == 3
