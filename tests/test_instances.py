@@ -111,3 +111,27 @@ def test_the_watcher_notes_files_as_they_arrive(
     assert nice > own or own == instances.MAX_NICE
     notes.describe(folder, data)
     assert len(reads) == 3
+
+
+def test_the_watcher_outlives_a_bad_index_entry(
+    tmp_path: Path, ct_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _counting_reads(monkeypatch)
+    data = tmp_path / "data"
+    (data / ".index").mkdir(parents=True)
+    (data / ".index" / "1.2.3.json").write_text("{not json")
+    (data / INCOMING_DIR).mkdir()
+    create_entry(data, SeriesEntry("4.5.6", "4.5", "p/s/00002-y"))
+    folder = data / "p" / "s" / "00002-y"
+    folder.mkdir(parents=True)
+    (folder / "0001-b.dcm").write_bytes(ct_file.read_bytes())
+    waited = threading.Event()
+
+    with ArrivalWatcher(InstanceNotes(), data, ["1.2.3", "4.5.6"]) as watcher:
+        deadline = time.monotonic() + 10
+        while not reads and time.monotonic() < deadline:
+            waited.wait(0.01)
+        alive = watcher._thread.is_alive()
+
+    assert alive
+    assert reads == [folder / "0001-b.dcm"]

@@ -20,7 +20,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from pacscommon.headscan import part10_head, scan_layout
-from pacscommon.index import read_entry
+from pacscommon.index import SeriesEntry, read_entry
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class ArrivalWatcher:
         self.data_dir = data_dir
         self.uids = uids
         self.seen: set[str] = set()
+        self.entries: dict[str, SeriesEntry] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._watch, name="arrival-watcher", daemon=True
@@ -99,30 +100,36 @@ class ArrivalWatcher:
         _lower_priority()
         pause = FIRST_LOOK
         while not self._stop.wait(pause):
-            try:
-                found = self._note_new()
-            except OSError as exc:
-                # A file renamed or removed under us: the final pass reads it.
-                logger.debug("arrival watcher: %s", exc)
-                found = 0
+            found = sum(self._note_series(uid) for uid in self.uids)
             pause = FIRST_LOOK if found else min(pause * 2, LAST_LOOK)
 
-    def _note_new(self) -> int:
-        """Note the files that arrived since the last look; return how many."""
-        found = 0
-        for uid in self.uids:
-            entry = read_entry(self.data_dir, uid)
+    def _note_series(self, uid: str) -> int:
+        """Note the files of one series that arrived since the last look."""
+        try:
+            entry = self.entries.get(uid) or read_entry(self.data_dir, uid)
             if entry is None:
-                continue
+                return 0
+            # An entry, once written, never changes (pacscommon.index).
+            self.entries[uid] = entry
             with os.scandir(self.data_dir / entry.path) as items:
                 names = [i.path for i in items if i.name.endswith(".dcm")]
-            for name in names:
-                if self._stop.is_set():
-                    return found
-                if name not in self.seen:
-                    self.notes.note(Path(name))
-                    self.seen.add(name)
-                    found += 1
+            return self._note_files(names)
+        except (OSError, ValueError, KeyError) as exc:
+            # A file renamed or removed under us, or an index entry the wait
+            # itself will report: the final pass reads what is there.
+            logger.debug("arrival watcher, series %s: %s", uid, exc)
+            return 0
+
+    def _note_files(self, names: list[str]) -> int:
+        """Note the files not seen yet; return how many."""
+        found = 0
+        for name in names:
+            if self._stop.is_set():
+                break
+            if name not in self.seen:
+                self.notes.note(Path(name))
+                self.seen.add(name)
+                found += 1
         return found
 
 
