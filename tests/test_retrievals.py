@@ -167,6 +167,18 @@ def test_every_instance_is_what_orthanc_sent_byte_for_byte(
             assert ours.file_meta.MediaStorageSOPInstanceUID == sop
 
 
+def test_parallel_gets_each_over_its_own_association(
+    orthanc: OrthancServer, corpus: Corpus, tmp_path: Path
+) -> None:
+    code, out = run_mode(orthanc, tmp_path, "--mode", "get", "--parallel", "3",
+                         rows=truth_rows(orthanc.series_truth()))  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert sum(s["arrived"] for s in report["series"]) == len(corpus)
+    assert len(list(out.rglob("*.dcm"))) == len(corpus)
+    assert no_association_threads()
+
+
 def test_sop_classes_from_the_study_or_the_series(
     orthanc: OrthancServer, corpus: Corpus
 ) -> None:
