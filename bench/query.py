@@ -10,10 +10,8 @@ Two comparisons: ``pacsquery --level study`` against findscu's one STUDY-level
 C-FIND for every study (the issue's target), and pacsquery's walk (STUDY, then
 SERIES for each study) against findscu sending the same 2001 C-FINDs over one
 association. ``--level study`` runs twice: from the test environment (.venv),
-and from a virtual environment that holds what the pacsquery image installs
-(``bench/work/venv-image``, made and updated from the working tree by pip with
-docker/constraints.txt): the test environment also holds numpy and pylibjpeg,
-which pydicom imports at start-up whenever they are installed.
+and as the images install it (``programs.py``: without the test environment's
+numpy and pylibjpeg, which pydicom imports at start-up whenever they are there).
 
     python bench/query.py [--runs N]
 
@@ -24,7 +22,6 @@ import argparse
 import io
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import data
+import programs
 import receive
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -43,10 +41,8 @@ from quiet import wait_until_quiet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from orthanc import OrthancServer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 STUDIES = 2000
 FOLDER = data.WORK / f"orthanc-query-{STUDIES}"
-IMAGE_VENV = data.WORK / "venv-image"
 LOADED = FOLDER / "loaded"  # written once Orthanc holds every study
 AET = "CHRISLOCAL"
 BIN = Path(sys.executable).parent
@@ -119,29 +115,6 @@ def load(server: OrthancServer) -> None:
     if count != STUDIES:
         raise RuntimeError(f"Orthanc holds {count} instances, not {STUDIES}")
     LOADED.write_text(f"{STUDIES}\n")
-
-
-def image_pacsquery() -> str:
-    """Return pacsquery installed with only what its image installs."""
-    python = IMAGE_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(IMAGE_VENV)], check=True)
-    with tempfile.TemporaryDirectory(dir=data.WORK) as src:
-        # Copies, so that pip builds nothing inside the working tree.
-        copies = []
-        for name in ("pacscommon", "pacsquery"):
-            copy = Path(src) / name
-            skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-            shutil.copytree(ROOT / name, copy, ignore=skip)
-            copies.append(str(copy))
-        constraints = str(ROOT / "docker" / "constraints.txt")
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q",
-                               "--disable-pip-version-check", "--constraint",
-                               constraints, *copies],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"pip could not install pacsquery:\n{done.stderr}")
-    return str(IMAGE_VENV / "bin" / "pacsquery")
 
 
 def query_file(path: Path, level: str, keys: tuple[str, ...], **values: str) -> None:
@@ -263,7 +236,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args(argv)
-    image = image_pacsquery()
+    image = programs.program("pacsquery")
     load_before = receive.load_average()
     port = receive.free_port()
     peers = {AET: (AET, "127.0.0.1", receive.free_port())}
