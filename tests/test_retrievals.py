@@ -208,7 +208,7 @@ def test_sop_classes_from_the_study_or_the_series(
 class FakeGetPacs:
     """A pynetdicom Q/R SCP that answers C-GET the way ``scenario`` says."""
 
-    def __init__(self, series: dict[str, list[Dataset]]) -> None:
+    def __init__(self, series: dict[str, list[Dataset]], get: bool = True) -> None:
         self.series = series
         self.scenario: Scenario = self.send_all
         self.port = free_port()
@@ -218,7 +218,8 @@ class FakeGetPacs:
         ae = AE("FAKEPACS")
         ae.add_supported_context(Verification)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+        if get:
+            ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
         ae.add_supported_context(CTImageStorage, scu_role=True, scp_role=True)
         handlers = [
             (evt.EVT_C_GET, self.on_get),
@@ -519,6 +520,21 @@ def test_main_success(fake: FakeGetPacs, tmp_path: Path) -> None:
     assert series["pacs"]["completed"] == 6
     # No SOPClassesInStudy from this PACS: the series' own classes are asked.
     assert fake.find_levels == ["STUDY", "IMAGE"]
+    assert no_association_threads()
+
+
+def test_a_pacs_without_c_get_is_one_error_line(
+    ct_slices: list[Dataset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pacs = FakeGetPacs({str(ct_slices[0].SeriesInstanceUID): ct_slices}, get=False)
+    try:
+        code, report = pull(pacs, tmp_path, "--retries", "0")
+    finally:
+        pacs.server.shutdown()
+    assert code == 1 and report is not None
+    assert report["series"][0]["arrived"] == 0
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and "offers Study Root C-GET" in lines[0]
     assert no_association_threads()
 
 

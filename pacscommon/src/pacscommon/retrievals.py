@@ -26,6 +26,7 @@ from pynetdicom.presentation import PresentationContext
 from pacscommon import commands as cmd
 from pacscommon.arrivals import Arrivals, Implementation, Receiver
 from pacscommon.channel import LinkEnded
+from pacscommon.errors import OperationError
 from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, Pdv, PdvReader
 from pacscommon.queries import encoded
 from pacscommon.requestor import DirectAssociation
@@ -120,7 +121,10 @@ class GetSession:
         for context in self.contexts.values():
             if context.abstract_syntax == sop_class:
                 return context
-        raise ValueError(f"the PACS accepted no presentation context for {sop_class}")
+        raise OperationError(
+            f"the PACS accepted no presentation context for C-GET ({sop_class}); "
+            "check that it offers Study Root C-GET, or use --mode move"
+        )
 
     def _close(self, finished: bool) -> None:
         """Drop files left open; abort an association left mid-C-GET."""
