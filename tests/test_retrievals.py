@@ -780,6 +780,8 @@ def test_messages_cut_and_packed_any_way_the_standard_allows(
         )
         responses = list(session.send_c_get(identifier, GET_MODEL))
         peer.join(5)
+        # The channel's record of the socket's timeout is the socket's own.
+        assert ours.gettimeout() == channel.sock_timeout
     finally:
         ours.close()
         theirs.close()

@@ -136,7 +136,7 @@ class GetSession:
         self, context_id: int, message_id: int, syntax: UID
     ) -> tuple[Dataset, Dataset | None]:
         """Serve C-STOREs until the next C-GET-RSP is whole; return it."""
-        self.channel.sock.settimeout(POLL_SECONDS)
+        self._poll()
         try:
             while True:
                 answer = self._next_message()
@@ -242,7 +242,15 @@ class GetSession:
     def _send(self, context_id: int, command: bytes) -> None:
         """Send a command set; then go back to polling reads."""
         self.channel.send(context_id, command, None, self.timeout)
-        self.channel.sock.settimeout(POLL_SECONDS)
+        self._poll()
+
+    def _poll(self) -> None:
+        """Make the socket's reads wake every POLL_SECONDS, as the link expects."""
+        # The channel skips settimeout() when it believes the socket already has
+        # about the right timeout: keep its record of it true.
+        if self.channel.sock_timeout != POLL_SECONDS:
+            self.channel.sock.settimeout(POLL_SECONDS)
+            self.channel.sock_timeout = POLL_SECONDS
 
 
 def _read_answer(
