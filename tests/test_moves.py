@@ -8,7 +8,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from pacscommon import commands as cmd
-from pacscommon.moves import _status
+from pacscommon.moves import retrieve_status
 
 
 def test_a_move_request_names_its_destination_in_tag_order() -> None:
@@ -42,7 +42,7 @@ def test_a_response_status_carries_the_counts_it_has() -> None:
     command[cmd.NumberOfFailedSuboperations] = b""
     command[cmd.ErrorComment] = b"slow disk "
 
-    status = _status(command)
+    status = retrieve_status(command)
 
     assert status.Status == 0xFF00
     assert status.NumberOfRemainingSuboperations == 5

@@ -80,7 +80,7 @@ def _response(
     try:
         field = cmd.command_us(command, cmd.CommandField)
         answered = cmd.command_us(command, cmd.MessageIDBeingRespondedTo)
-        status = _status(command)
+        status = retrieve_status(command)
     except cmd.ProtocolError as exc:
         raise channel.refuse(str(exc)) from None
     if (
@@ -97,13 +97,13 @@ def _response(
     return status, decoded(message.data, syntax)
 
 
-def _status(command: dict[int, bytes]) -> Dataset:
-    """Return a response's status and counts as a data set."""
+def retrieve_status(command: dict[int, bytes]) -> Dataset:
+    """Return a C-MOVE or C-GET response's status and counts as a data set."""
     status = Dataset()
     status.Status = cmd.command_us(command, cmd.Status)
     for element, keyword in _COUNTS.items():
-        # A count may be absent, or present and empty (PS3.7 C.4.2.1.5 makes
-        # them optional in some final responses).
+        # PS3.4 C.4.2.1.5, C.4.3.1.4: a final response may leave a count out,
+        # or send it empty.
         if command.get(element):
             setattr(status, keyword, cmd.command_us(command, element))
     comment = cmd.command_text(command, cmd.ErrorComment)

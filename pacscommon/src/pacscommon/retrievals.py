@@ -28,6 +28,7 @@ from pacscommon.arrivals import Arrivals, Implementation, Receiver
 from pacscommon.channel import LinkEnded
 from pacscommon.errors import OperationError
 from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, Pdv, PdvReader
+from pacscommon.moves import retrieve_status
 from pacscommon.queries import encoded
 from pacscommon.requestor import DirectAssociation
 from pacscommon.storage import STORE_CANNOT_UNDERSTAND
@@ -39,13 +40,6 @@ C_GET_RQ = 0x0010
 C_GET_RSP = C_GET_RQ | cmd.RESPONSE_BIT
 # PS3.4 C.4.3.1.4: the status after which more responses follow
 _PENDING = 0xFF00
-# PS3.7 E.1: the sub-operation counts a C-GET-RSP may carry
-_COUNTS = {
-    cmd.NumberOfRemainingSuboperations: "NumberOfRemainingSuboperations",
-    cmd.NumberOfCompletedSuboperations: "NumberOfCompletedSuboperations",
-    cmd.NumberOfFailedSuboperations: "NumberOfFailedSuboperations",
-    cmd.NumberOfWarningSuboperations: "NumberOfWarningSuboperations",
-}
 # A response's identifier lists failed UIDs at most; anything near this is not.
 _MAX_IDENTIFIER_BYTES = 16 * 1024 * 1024
 
@@ -264,15 +258,7 @@ def _read_answer(
             f"a C-GET-RSP to message {answered} on context {answer.context_id} "
             f"where one to {message_id} was due"
         )
-    status = Dataset()
-    status.Status = cmd.command_us(command, cmd.Status)
-    for element, keyword in _COUNTS.items():
-        # PS3.4 C.4.3.1.4: a final response may leave a count out, or empty.
-        if command.get(element):
-            setattr(status, keyword, cmd.command_us(command, element))
-    comment = cmd.command_text(command, cmd.ErrorComment)
-    if comment:
-        status.ErrorComment = comment
+    status = retrieve_status(command)
     if not answer.identifier:
         return status, None
     return status, _decoded(bytes(answer.identifier), syntax)
