@@ -71,8 +71,10 @@ class StorageHandlers:
         try:
             return self._store(event, partial)
         finally:
-            # pynetdicom closes and removes the file after an SCP's handler,
-            # but not on the C-GET path (an SCU's handler): do it here for both.
+            # This is pynetdicom's own C-STORE path, taken only by an
+            # association not handed to the receive loop. pynetdicom removes
+            # the file after an SCP's handler but not after an SCU's: do it
+            # here for both.
             if partial is not None:
                 partial.close()
                 Path(partial.name).unlink(missing_ok=True)
