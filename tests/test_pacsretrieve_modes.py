@@ -21,6 +21,9 @@ from test_pacsretrieve import (
 
 from corpus import Corpus
 from orthanc import SELF_AET, OrthancServer, free_port
+from pacscommon.arrivals import HEAD_BYTES
+from pacscommon.headscan import DataSetHead, part10_head, scan_layout
+from pacsretrieve import instances
 from pacsretrieve.main import main, parser
 from tmpfs import mounted_tmpfs
 
@@ -99,18 +102,41 @@ def test_modes_give_the_same_layout(
 
 
 def test_report_lists_each_instance_with_its_sha256(
-    orthanc: OrthancServer, tmp_path: Path
+    orthanc: OrthancServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    read_again: list[Path] = []
+    read_whole = instances._read_whole
+
+    def counted(path: Path) -> tuple[str, bytes, bool]:
+        read_again.append(path)
+        return read_whole(path)
+
+    monkeypatch.setattr(instances, "_read_whole", counted)
     rows = truth_rows(orthanc.series_truth())
-    code, out = run_mode(orthanc, tmp_path, "--mode", "get", "--series", "0",
-                         rows=rows)  # fmt: skip
+    code, out = run_mode(orthanc, tmp_path, "--mode", "get", rows=rows)
     assert code == 0
-    (series,) = json.loads((out / "report.json").read_text())["series"]
-    assert len(series["instances"]) == series["arrived"] > 0
-    for item in series["instances"]:
+    report = json.loads((out / "report.json").read_text())
+    files = [out / i["file"] for s in report["series"] for i in s["instances"]]
+    assert len(files) == sum(s["arrived"] for s in report["series"]) > 0
+    for item in (i for s in report["series"] for i in s["instances"]):
         data = (out / item["file"]).read_bytes()
         assert item["sha256"] == hashlib.sha256(data).hexdigest()
         assert item["SOPInstanceUID"] == dcmread(out / item["file"]).SOPInstanceUID
+    # Hashed as received: a file is read again only where the head the
+    # receiver kept did not say its SOPInstanceUID.
+    unsaid = {f.name for f in files if _receivers_scan(f) is None}
+    assert {p.name for p in read_again} == unsaid
+    assert len(unsaid) < len(files)
+
+
+def _receivers_scan(path: Path) -> dict[str, str | None] | None:
+    """Scan a stored file's data set as the receiver saw its first bytes."""
+    head = part10_head(path.read_bytes(), whole=True)
+    assert head is not None
+    kept = head.data[:HEAD_BYTES]
+    return scan_layout(
+        DataSetHead(kept, head.transfer_syntax, whole=len(kept) == len(head.data))
+    )
 
 
 def test_self_mode_port_taken(

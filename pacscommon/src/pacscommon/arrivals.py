@@ -9,7 +9,10 @@ has the engine store it and gives the status to answer. A data set that will
 never be whole is removed.
 """
 
+import hashlib
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +33,25 @@ HEAD_BYTES = 16 * 1024
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
+#: A file's identity: device, inode, size, modification time (ns). A rename
+#: into the tree keeps it, so it names the stored file too.
+FileKey = tuple[int, int, int, int]
+#: Told of each file stored: its identity, SHA-256 and data set head.
+StoredNote = Callable[[FileKey, str, DataSetHead], None]
+
+
 @dataclass
 class Receiver:
-    """Where received instances go: the storage handlers and incoming folder."""
+    """Where received instances go: the storage handlers and incoming folder.
+
+    ``noted``, if given, hears of every instance stored, with the SHA-256 of
+    its file computed as it was written (pacsretrieve's C-GET, which reports
+    them, so that no file is read again).
+    """
 
     handlers: StorageHandlers
     incoming: IncomingFolder
+    noted: StoredNote | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,10 @@ class Arrival:
         command: dict[int, bytes],
         incoming: IncomingFolder,
         spare: IncomingFile | None,
+        hashing: bool = False,
     ) -> None:
         self.context_id = context_id
+        self.digest = hashlib.sha256() if hashing else None
         self.message_id = cmd.command_us(command, cmd.MessageID)
         self.sop_class = cmd.command_uid(command, cmd.AffectedSOPClassUID)
         self.sop_instance = cmd.command_uid(command, cmd.AffectedSOPInstanceUID)
@@ -81,6 +99,8 @@ class Arrival:
         self.size += len(piece)
         if self.file is not None:
             self.file.write(piece)
+        if self.digest is not None:
+            self.digest.update(piece)
 
     def close(self) -> OSError | None:
         """Close the file; return why it could not be written, if so."""
@@ -94,6 +114,15 @@ class Arrival:
         if self.file is not None:
             self.file.close()
             Path(self.file.name).unlink(missing_ok=True)
+
+
+def _file_key(name: str) -> FileKey | None:
+    """Return a closed incoming file's identity, or None if it is gone."""
+    try:
+        st = os.stat(name)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Arrivals:
@@ -114,7 +143,8 @@ class Arrivals:
     ) -> Arrival:
         """Open the file of a C-STORE's data set and write its file meta."""
         spare, self.spare = self.spare, None
-        arrival = Arrival(context_id, command, self.receiver.incoming, spare)
+        hashing = self.receiver.noted is not None
+        arrival = Arrival(context_id, command, self.receiver.incoming, spare, hashing)
         arrival.transfer_syntax = transfer_syntax
         self.current = arrival
         if arrival.file is not None:
@@ -125,7 +155,10 @@ class Arrivals:
                 self.own.class_uid,
                 self.own.version_name,
             )
-            arrival.file.write(_PREAMBLE + file_meta_bytes(meta))
+            first = _PREAMBLE + file_meta_bytes(meta)
+            arrival.file.write(first)
+            if arrival.digest is not None:
+                arrival.digest.update(first)
         return arrival
 
     def finish(self) -> tuple[Arrival, int]:
@@ -145,12 +178,21 @@ class Arrivals:
                 arrival.transfer_syntax,
                 whole=arrival.size == len(arrival.head),
             )
+            key = _file_key(name) if error is None else None
             status = self.receiver.handlers.store_received(
                 self.assoc, arrival.sop_instance, lambda: Path(name), error, head
             )
+            if status == STORE_SUCCESS:
+                self._note(arrival, key, head)
         if status != STORE_SUCCESS:
             arrival.discard()
         return arrival, status
+
+    def _note(self, arrival: Arrival, key: FileKey | None, head: DataSetHead) -> None:
+        """Tell the receiver's listener of a stored file, if it has one."""
+        noted = self.receiver.noted
+        if noted is not None and key is not None and arrival.digest is not None:
+            noted(key, arrival.digest.hexdigest(), head)
 
     def open_spare(self) -> None:
         """Open the file for the next data set, if the disk lets us."""

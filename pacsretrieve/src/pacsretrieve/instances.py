@@ -4,8 +4,10 @@ Reading and hashing every file is most of a pull's own work on a large series
 (262 MB of CT: about 0.3 s). An :class:`InstanceNotes` remembers what it has
 read by the file's identity (device, inode, size, modification time), so the
 files can be described while the PACS is still sending them
-(:class:`ArrivalWatcher`) and the description of the copy in the output folder,
-a hard link of the same file, costs a ``stat``. A copy made across filesystems
+(:class:`ArrivalWatcher`, for C-MOVE) or as they are written
+(:meth:`InstanceNotes.remember`, for C-GET, whose receiver hashes each file
+while writing it), and the description of the copy in the output folder, a
+hard link of the same file, costs a ``stat``. A copy made across filesystems
 is a new file and is read again.
 """
 
@@ -19,7 +21,8 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from pacscommon.headscan import part10_head, scan_layout
+from pacscommon.arrivals import FileKey
+from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.index import SeriesEntry, read_entry
 
 logger = logging.getLogger(__name__)
@@ -33,9 +36,6 @@ LAST_LOOK = 0.2
 # transfer leaves. 19 is the nicest there is.
 WATCHER_NICE = 10
 MAX_NICE = 19
-
-#: A file's identity: device, inode, size, modification time (ns).
-FileKey = tuple[int, int, int, int]
 
 
 class InstanceNotes:
@@ -57,6 +57,15 @@ class InstanceNotes:
         with self._lock:
             self._known[key] = found
         return found
+
+    def remember(self, key: FileKey, digest: str, head: DataSetHead) -> None:
+        """Keep what a receiver learned of a file as it wrote it."""
+        found = scan_layout(head)
+        if found is None:
+            # The head alone does not say; the file is read when described.
+            return
+        with self._lock:
+            self._known[key] = (digest, found["SOPInstanceUID"])
 
     def describe(self, folder: Path, outputdir: Path) -> list[dict[str, Any]]:
         """Return, for each instance in ``folder``, its file, UID and SHA-256."""

@@ -74,7 +74,7 @@ def run_pull(
     notes = InstanceNotes()
     with _local_store(plan) as store:
         data_dir = plan.data_dir if store is None else store.data_dir
-        retriever = _retriever(plan, prepared, store)
+        retriever = _retriever(plan, prepared, store, notes)
         with _watcher(plan, notes, data_dir, chosen):
             run_jobs(retriever, policy, prepared.jobs, plan.parallel)
         bounds = WaitBounds(plan.wait_timeout, policy.deadline)
@@ -153,7 +153,7 @@ def _local_store(plan: PullPlan) -> AbstractContextManager[LocalStore | None]:
 
 
 def _retriever(
-    plan: PullPlan, prepared: Prepared, store: LocalStore | None
+    plan: PullPlan, prepared: Prepared, store: LocalStore | None, notes: InstanceNotes
 ) -> Retriever:
     """Return how this mode asks for each job."""
     if plan.mode != MODE_GET or store is None:
@@ -164,7 +164,9 @@ def _retriever(
         None,
         contexts=get_contexts(prepared.sop_classes),
         roles=get_roles(prepared.sop_classes),
-        receiver=Receiver(store.handlers, store.engine.incoming_folder()),
+        receiver=Receiver(
+            store.handlers, store.engine.incoming_folder(), notes.remember
+        ),
     )
 
 
