@@ -72,7 +72,7 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _ODD_ASCII = ("ISO_IR 13", "ISO 2022 IR 13")
 
 
-class _Unsure(Exception):
+class Unsure(Exception):
     """The walk cannot promise the same answer as pydicom."""
 
 
@@ -90,15 +90,15 @@ def scan_layout(head: DataSetHead) -> dict[str, str | None] | None:
     """Return the layout attributes found in ``head``, or ``None`` when unsure."""
     if head.transfer_syntax in _NOT_SCANNED:
         return None
-    walk = _Walk(head.data, implicit=head.transfer_syntax == _IMPLICIT)
+    walk = ElementWalk(head.data, implicit=head.transfer_syntax == _IMPLICIT)
     try:
         raw = walk.top_level(head.whole)
         return _texts(raw)
-    except (_Unsure, struct.error, UnicodeDecodeError):
+    except (Unsure, struct.error, UnicodeDecodeError):
         return None
 
 
-class _Walk:
+class ElementWalk:
     """A walk over the elements of a little-endian data set."""
 
     def __init__(self, data: bytes, implicit: bool) -> None:
@@ -111,23 +111,23 @@ class _Walk:
         found: dict[int, tuple[bytes, bytes]] = {}
         end = len(self.data)
         while self.offset < end:
-            tag, vr, length = self._header(self.implicit)
+            tag, vr, length = self.header(self.implicit)
             if tag > _LAST_WANTED:
                 return found
             if length == _UNDEFINED:
                 if tag in _WANTED:
-                    raise _Unsure(f"tag {tag:08X} of undefined length")
+                    raise Unsure(f"tag {tag:08X} of undefined length")
                 self._skip_undefined(vr, 0)
                 continue
-            value = self._value(length)
+            value = self.value(length)
             if tag in _WANTED:
                 found[tag] = (vr, value)
         if not whole:
             # The head ended before the last wanted tag: it may lie beyond.
-            raise _Unsure("head ends before the layout's last attribute")
+            raise Unsure("head ends before the layout's last attribute")
         return found
 
-    def _header(self, implicit: bool) -> tuple[int, bytes, int]:
+    def header(self, implicit: bool) -> tuple[int, bytes, int]:
         """Read an element header; return its tag, VR ("" if implicit), length."""
         group, element = _TAG.unpack_from(self.data, self.offset)
         tag = group << 16 | element
@@ -144,48 +144,48 @@ class _Walk:
             self.offset += 8
         return tag, vr, length
 
-    def _value(self, length: int) -> bytes:
+    def value(self, length: int) -> bytes:
         """Return the next ``length`` bytes, or raise if the head ends first."""
         start = self.offset
         self.offset += length
         if self.offset > len(self.data):
-            raise _Unsure("value runs past the head")
+            raise Unsure("value runs past the head")
         return self.data[start : self.offset]
 
     def _skip_undefined(self, vr: bytes, depth: int) -> None:
         """Skip a sequence of undefined length, items and all."""
         if depth > _MAX_DEPTH:
-            raise _Unsure("sequences nested too deep")
+            raise Unsure("sequences nested too deep")
         # PS3.5 6.2.2: an UN of undefined length holds Implicit VR LE items.
         implicit = self.implicit or vr == b"UN"
         while True:
-            tag, _, length = self._header(True)
+            tag, _, length = self.header(True)
             if tag == _SEQUENCE_END:
                 return
             if tag != _ITEM:
-                raise _Unsure(f"tag {tag:08X} inside a sequence")
+                raise Unsure(f"tag {tag:08X} inside a sequence")
             if length == _UNDEFINED:
                 self._skip_item(implicit, depth)
             else:
-                self._value(length)
+                self.value(length)
 
     def _skip_item(self, implicit: bool, depth: int) -> None:
         """Skip the elements of an item of undefined length."""
         while True:
-            tag, vr, length = self._header(implicit)
+            tag, vr, length = self.header(implicit)
             if tag == _ITEM_END:
                 return
             if length == _UNDEFINED:
                 self._skip_undefined(vr, depth + 1)
             else:
-                self._value(length)
+                self.value(length)
 
 
 def _texts(found: dict[int, tuple[bytes, bytes]]) -> dict[str, str | None]:
     """Turn raw values into the layout's texts."""
     charset = found.get(0x00080005, (b"", b""))[1]
     if any(odd.encode() in charset for odd in _ODD_ASCII):
-        raise _Unsure("character set with its own ASCII range")
+        raise Unsure("character set with its own ASCII range")
     texts: dict[str, str | None] = {}
     for tag, (keyword, expected_vr) in _WANTED.items():
         if tag == 0x00080005:
@@ -195,7 +195,7 @@ def _texts(found: dict[int, tuple[bytes, bytes]]) -> dict[str, str | None]:
             continue
         vr, raw = found[tag]
         if vr and vr.decode("ascii", "replace") != expected_vr:
-            raise _Unsure(f"{keyword} has VR {vr!r}")
+            raise Unsure(f"{keyword} has VR {vr!r}")
         texts[keyword] = _text(raw, expected_vr)
     return texts
 
@@ -203,13 +203,13 @@ def _texts(found: dict[int, tuple[bytes, bytes]]) -> dict[str, str | None]:
 def _text(raw: bytes, vr: str) -> str:
     """Return the text of one plain ASCII value."""
     if b"\\" in raw or b"\x1b" in raw or not raw.isascii():
-        raise _Unsure("multi-valued or non-ASCII value")
+        raise Unsure("multi-valued or non-ASCII value")
     value = raw.decode("ascii")
     if vr == "PN":
         return _person_name(value)
     text = value.strip(" \x00")
     if vr == "IS" and text and not _INTEGER.fullmatch(text):
-        raise _Unsure("IS value that is not a plain integer")
+        raise Unsure("IS value that is not a plain integer")
     return text
 
 
@@ -219,7 +219,7 @@ def _person_name(value: str) -> str:
     while groups and not groups[-1]:
         groups.pop()
     if any(group != group.strip(" ") for group in groups):
-        raise _Unsure("spaces around a name group")
+        raise Unsure("spaces around a name group")
     return "=".join(groups)
 
 
@@ -235,14 +235,14 @@ def part10_head(first: bytes, whole: bool) -> DataSetHead | None:
         return None
     try:
         (meta_length,) = _U32.unpack_from(first, 140)
-        meta = _Walk(first[144 : 144 + meta_length], implicit=False)
+        meta = ElementWalk(first[144 : 144 + meta_length], implicit=False)
         syntax = None
         while meta.offset < len(meta.data):
-            tag, _, length = meta._header(False)
-            value = meta._value(length)
+            tag, _, length = meta.header(False)
+            value = meta.value(length)
             if tag == 0x00020010:
                 syntax = value.decode("ascii").strip(" \x00")
-    except (_Unsure, struct.error, UnicodeDecodeError):
+    except (Unsure, struct.error, UnicodeDecodeError):
         return None
     if syntax is None or 144 + meta_length > len(first):
         return None

@@ -1,18 +1,21 @@
 """C-FIND as a service class user, over a :class:`~pacscommon.channel.Channel`.
 
 The request's command set is written by hand (:mod:`pacscommon.commands`), its
-identifier encoded by pydicom in the context's transfer syntax. Each response's
-identifier is decoded by pydicom as pynetdicom decodes it: lazily, so that its
-text is read with the answer's own SpecificCharacterSet when a value is used.
+identifier encoded by pydicom in the context's transfer syntax. Each response
+keeps its identifier's bytes; pydicom decodes them as pynetdicom does when the
+identifier is first asked for (lazily, so that its text is read with the
+answer's own SpecificCharacterSet when a value is used), and a caller that
+reads them itself (:mod:`pacscommon.answerscan`) spares that decoding.
 """
 
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from io import BytesIO
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, ImplicitVRLittleEndian
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext
 
@@ -29,16 +32,25 @@ _PENDING = frozenset({0xFF00, 0xFF01})
 
 @dataclass(frozen=True)
 class FindResponse:
-    """One C-FIND-RSP: its status, and the match a pending one carries."""
+    """One C-FIND-RSP: its status, and the match a pending one carries.
+
+    ``data`` is the match's identifier as received, in ``syntax``.
+    """
 
     status: int
-    identifier: Dataset | None = None
+    data: bytes | None = None
+    syntax: UID = ImplicitVRLittleEndian
     error_comment: str = ""
 
     @property
     def pending(self) -> bool:
         """Return whether more responses follow this one."""
         return self.status in _PENDING
+
+    @cached_property
+    def identifier(self) -> Dataset | None:
+        """Return the match, decoded by pydicom, or ``None`` if it cannot be."""
+        return None if self.data is None else decoded(self.data, self.syntax)
 
 
 def send_c_find(
@@ -90,8 +102,8 @@ def read_response(
         )
     comment = cmd.command_text(command, cmd.ErrorComment)
     if status not in _PENDING or message.data is None:
-        return FindResponse(status, None, comment)
-    return FindResponse(status, decoded(message.data, syntax), comment)
+        return FindResponse(status, None, syntax, comment)
+    return FindResponse(status, message.data, syntax, comment)
 
 
 def encoded(identifier: Dataset, syntax: UID) -> bytes:

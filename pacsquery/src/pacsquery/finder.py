@@ -8,16 +8,20 @@ does not know and then aborts it at the first query.
 
 The requests and responses go through the association's
 :class:`~pacscommon.channel.Channel`, in this thread, not through pynetdicom's
-message threads (see :mod:`pacscommon.requestor`).
+message threads (see :mod:`pacscommon.requestor`). An answer whose asked
+keywords can be read straight from its bytes is (:mod:`pacscommon.answerscan`);
+any other is decoded by pydicom.
 """
 
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
+from pacscommon.answerscan import ScannedAnswer, WantedKeys, scan_answer, wanted_keys
 from pacscommon.channel import TIMED_OUT, LinkEnded
 from pacscommon.errors import AssociationAborted, StatusError
 from pacscommon.network import (
@@ -29,7 +33,7 @@ from pacscommon.network import (
     Peer,
     Timeouts,
 )
-from pacscommon.queries import send_c_find
+from pacscommon.queries import FindResponse, send_c_find
 from pacscommon.requestor import DirectAssociation
 from pacsquery.levels import PATIENT_ROOT, STUDY_ROOT
 
@@ -51,11 +55,15 @@ _FAILURES = {
 }
 
 
+#: One match: its keywords' text read from its bytes, or decoded by pydicom.
+Match = ScannedAnswer | Dataset
+
+
 @dataclass(frozen=True)
 class FindAnswer:
     """The matches of one C-FIND, and whether the peer sent them all."""
 
-    matches: list[Dataset]
+    matches: list[Match]
     complete: bool
 
 
@@ -81,30 +89,36 @@ class Finder:
         self.timeouts = timeouts
         self.requests = 0
 
-    def find(self, identifier: Dataset) -> FindAnswer:
-        """Send one C-FIND; return its matches once its final status is in."""
+    def find(self, identifier: Dataset, keywords: Iterable[str] = ()) -> FindAnswer:
+        """Send one C-FIND; return its matches once its final status is in.
+
+        A match is read from its bytes when each of ``keywords`` can be, and
+        decoded by pydicom otherwise (or when no keywords are given).
+        """
         self.requests += 1
+        wanted = wanted_keys(keywords) if keywords else None
         with warnings.catch_warnings(record=True) as caught:
             # pydicom warns (and replaces) when an answer's character set or
             # bytes do not decode; say so in the log, never on its own.
             warnings.simplefilter("always")
-            answer = self._answers(identifier)
+            answer = self._answers(identifier, wanted)
         for message in dict.fromkeys(str(w.message) for w in caught):
             logger.warning("C-FIND answers from %s: %s", self.peer, message)
         return answer
 
-    def _answers(self, identifier: Dataset) -> FindAnswer:
+    def _answers(self, identifier: Dataset, wanted: WantedKeys | None) -> FindAnswer:
         """Collect the answers to one C-FIND and check its final status."""
         level = str(identifier.QueryRetrieveLevel)
-        matches: list[Dataset] = []
+        matches: list[Match] = []
         responses = send_c_find(
             self.channel, self.context, identifier, self.timeouts.dimse
         )
         try:
             for rsp in responses:
                 if rsp.pending:
-                    if rsp.identifier is not None:
-                        matches.append(rsp.identifier)
+                    match = read_match(rsp, wanted)
+                    if match is not None:
+                        matches.append(match)
                     continue
                 return self._final(level, rsp.status, rsp.error_comment, matches)
         except LinkEnded as ended:
@@ -112,7 +126,7 @@ class Finder:
         raise self._dropped(level, len(matches), LinkEnded("closed"))
 
     def _final(
-        self, level: str, code: int, comment: str, matches: list[Dataset]
+        self, level: str, code: int, comment: str, matches: list[Match]
     ) -> FindAnswer:
         """Return the matches of a C-FIND that ended well, or raise its failure."""
         if code == SUCCESS:
@@ -157,3 +171,14 @@ class Finder:
             f"0x{code:04X} ({name}){detail}; check the filters and the PACS's log",
             code,
         )
+
+
+def read_match(rsp: FindResponse, wanted: WantedKeys | None) -> Match | None:
+    """Return a pending response's match: read from its bytes, or by pydicom."""
+    syntax = rsp.syntax
+    scannable = syntax.is_little_endian and not syntax.is_deflated
+    if wanted is not None and rsp.data is not None and scannable:
+        scanned = scan_answer(rsp.data, syntax.is_implicit_VR, wanted)
+        if scanned is not None:
+            return scanned
+    return rsp.identifier

@@ -13,15 +13,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydicom.dataset import Dataset
 from pynetdicom import Association
 from pynetdicom.presentation import PresentationContext
 
+from pacscommon.answerscan import ScannedAnswer
 from pacscommon.dicomtext import TextDecoder
 from pacscommon.errors import OperationError
 from pacscommon.network import Peer, Timeouts, associate, make_ae, release
 from pacscommon.requestor import DirectAE, DirectAssociation
-from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder
+from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder, Match
 from pacsquery.identifiers import UIDS_PER_QUERY, QueryKeys, level_identifiers
 from pacsquery.levels import PATIENT, SERIES, STUDY, UNIQUE_KEYS, walked_levels
 from pacsquery.values import same_name
@@ -166,7 +166,7 @@ def find_level(
         return walk.answered[memo]
     records: dict[str, Record] = {}
     for request in level_identifiers(keys, level, parents, walk.uids_per_query):
-        answer = walk.finder.find(request)
+        answer = walk.finder.find(request, level_keys)
         walk.outcome.complete = walk.outcome.complete and answer.complete
         for match in answer.matches:
             record = decoded(match, level_keys, level, walk.decoder)
@@ -180,17 +180,20 @@ def find_level(
 
 
 def decoded(
-    answer: Dataset,
+    answer: Match,
     keywords: Iterable[str],
     level: str,
     decoder: TextDecoder | None = None,
 ) -> Record:
     """Return the text of each of ``keywords`` in an answer; never fail on bytes.
 
-    pydicom decodes text with the answer's own SpecificCharacterSet (ISO 2022
-    code extensions and GB18030 included). Bytes it cannot decode, or a
-    character set it does not know, give replacement characters and a warning.
+    An answer read from its bytes already holds its text. Otherwise pydicom
+    decodes text with the answer's own SpecificCharacterSet (ISO 2022 code
+    extensions and GB18030 included). Bytes it cannot decode, or a character
+    set it does not know, give replacement characters and a warning.
     """
+    if isinstance(answer, ScannedAnswer):
+        return {keyword: answer.texts.get(keyword, "") for keyword in keywords}
     record, messages = (decoder or TextDecoder()).texts(answer, keywords)
     for message in messages:
         uid = record.get(UNIQUE_KEYS[level], "")
@@ -198,15 +201,17 @@ def decoded(
     return record
 
 
-def charset_of(answer: Dataset) -> list[str]:
+def charset_of(answer: Match) -> list[str]:
     """Return the terms of an answer's SpecificCharacterSet."""
+    if isinstance(answer, ScannedAnswer):
+        return [answer.charset]
     value = answer.get("SpecificCharacterSet", "") or ""
     terms = [value] if isinstance(value, str) else list(value)
     return [str(term).strip() for term in terms]
 
 
 def names_match(
-    keys: QueryKeys, level_keys: Mapping[str, str], record: Record, answer: Dataset
+    keys: QueryKeys, level_keys: Mapping[str, str], record: Record, answer: Match
 ) -> bool:
     """Return whether the answer holds each typed name, empty components aside."""
     typed = {kw: name for kw, name in keys.names.items() if kw in level_keys}
