@@ -88,6 +88,8 @@ class Finder:
         self.peer = peer
         self.timeouts = timeouts
         self.requests = 0
+        # What to read of the answers, for each list of keywords asked so far.
+        self.wanted: dict[tuple[str, ...], WantedKeys | None] = {}
 
     def find(self, identifier: Dataset, keywords: Iterable[str] = ()) -> FindAnswer:
         """Send one C-FIND; return its matches once its final status is in.
@@ -96,7 +98,7 @@ class Finder:
         decoded by pydicom otherwise (or when no keywords are given).
         """
         self.requests += 1
-        wanted = wanted_keys(keywords) if keywords else None
+        wanted = self._wanted(tuple(keywords))
         with warnings.catch_warnings(record=True) as caught:
             # pydicom warns (and replaces) when an answer's character set or
             # bytes do not decode; say so in the log, never on its own.
@@ -105,6 +107,12 @@ class Finder:
         for message in dict.fromkeys(str(w.message) for w in caught):
             logger.warning("C-FIND answers from %s: %s", self.peer, message)
         return answer
+
+    def _wanted(self, keywords: tuple[str, ...]) -> WantedKeys | None:
+        """Return what to read of answers for ``keywords``, looked up once."""
+        if keywords not in self.wanted:
+            self.wanted[keywords] = wanted_keys(keywords) if keywords else None
+        return self.wanted[keywords]
 
     def _answers(self, identifier: Dataset, wanted: WantedKeys | None) -> FindAnswer:
         """Collect the answers to one C-FIND and check its final status."""
