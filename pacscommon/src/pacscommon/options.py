@@ -60,10 +60,11 @@ def environment_args(
 
 
 def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
-    """Return the error of a plugin's INPUTDIR that is not a directory, if any.
+    """Return the error of a plugin's INPUTDIR or OUTPUTDIR that cannot serve.
 
-    chris_plugin checks it itself, but with exit 1 and no hint; a missing input
-    directory is bad input (exit 2).
+    chris_plugin checks the input directory itself, but with exit 1 and no hint,
+    and makes the output directory with a traceback if it cannot; both are bad
+    input (exit 2), said before anything is asked of the PACS.
     """
     if {"-h", "--help", "--version"} & set(argv):
         return None
@@ -79,6 +80,27 @@ def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str |
         return (
             f"input directory {rest[0]} is not a directory; give the "
             "directory that holds the input (it may be empty for pacsquery)"
+        )
+    if len(rest) > 1:
+        return unwritable_output_dir(rest[1])
+    return None
+
+
+def unwritable_output_dir(path: str) -> str | None:
+    """Return why ``path`` cannot be (made into) a writable directory, if so."""
+    # The nearest folder that exists must take the new one, or be it.
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return (
+            f"output directory {path}: {existing} is not a directory; give a "
+            "directory the results can be written in"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (
+            f"output directory {path}: {existing} is not writable by this user; "
+            "give a directory the results can be written in"
         )
     return None
 
