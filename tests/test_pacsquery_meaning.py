@@ -341,6 +341,21 @@ def test_a_long_uid_list_is_split_and_merged_without_duplicates(
     assert run.document["study_count"] == len(studies)
 
 
+def test_study_count_is_of_the_studies_the_rows_hold(
+    orthanc: OrthancServer, query: Callable[..., Run]
+) -> None:
+    every = {t["StudyInstanceUID"] for t in orthanc.series_truth().values()}
+    run = query(orthanc.dicom_port, "--modality", "MR")
+
+    assert run.code == 0, run.stderr
+    studies = {row["StudyInstanceUID"]["value"] for row in run.document["data"]}
+    # A series filter leaves out studies that matched at STUDY level.
+    assert 0 < len(studies) < len(every)
+    assert run.document["study_count"] == len(studies)
+    table = (run.outputdir / RESULTS_TABLE).read_text("utf-8")
+    assert table.startswith(f"{len(studies)} studies, ")
+
+
 def test_results_txt_lists_studies_and_series_by_row_number(
     orthanc: OrthancServer, query: Callable[..., Run]
 ) -> None:
@@ -352,7 +367,12 @@ def test_results_txt_lists_studies_and_series_by_row_number(
     assert lines[0].startswith(f"{run.document['study_count']} studies, ")
     for row in run.document["data"]:
         number = row["uid"]["value"]
-        series = [ln.split() for ln in lines if ln.split()[:1] == [str(number)]]
+        # Table lines are indented; the summary line above them is not.
+        series = [
+            ln.split()
+            for ln in lines
+            if ln.startswith("  ") and ln.split()[:1] == [str(number)]
+        ]
         assert series, number
         assert series[0][1:3] == [row["SeriesNumber"]["value"], "MR"]
     assert "study 2004-08-26  MR" in table

@@ -39,15 +39,19 @@ class QueryOutcome:
     rows: list[Record] = field(default_factory=list)
     columns: tuple[str, ...] = ()
     found_by: dict[str, list[str]] = field(default_factory=dict)
-    study_uids: set[str] = field(default_factory=set)
     complete: bool = True
     requests: int = 0
     depth: str = SERIES
 
     @property
     def studies(self) -> int:
-        """Return how many distinct studies matched."""
-        return len(self.study_uids)
+        """Return how many distinct studies the rows hold.
+
+        A study that matched at STUDY level but has no series that matched
+        the series filters is not one of them.
+        """
+        uids = (row.get("StudyInstanceUID", "") for row in self.rows)
+        return len({uid for uid in uids if uid})
 
     @property
     def series_count(self) -> int:
@@ -140,10 +144,6 @@ def descend(
     """Find the matches of ``levels[0]`` under ``parents``, then their children."""
     level, below = levels[0], levels[1:]
     records = find_level(walk, keys, level, parents)
-    if level == STUDY:
-        walk.outcome.study_uids.update(
-            r["StudyInstanceUID"] for r in records if r.get("StudyInstanceUID")
-        )
     for record in sort_records(records, level):
         merged = {**inherited, **record}
         if not below:
