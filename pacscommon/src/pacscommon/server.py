@@ -1,6 +1,10 @@
 """Run the storage engine as a DICOM storage SCP."""
 
+import errno
+import ipaddress
 import logging
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -11,7 +15,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacscommon.acceptor import RECEIVER_ATTR, ReceivingRequestHandler
-from pacscommon.errors import OperationError
+from pacscommon.errors import InputError, OperationError
 from pacscommon.handlers import StorageHandlers
 from pacscommon.incoming import attach
 from pacscommon.network import NODELAY_HANDLERS
@@ -60,24 +64,20 @@ def build_ae(config: ServerConfig) -> AE:
 def start_server(
     engine: StorageEngine, config: ServerConfig
 ) -> ThreadedAssociationServer:
-    """Start serving in background threads; raise if the port cannot be had."""
-    engine.prepare()
+    """Start serving in background threads; raise if the port cannot be had.
+
+    The port is taken before the data directory is made ready, so that a run
+    that cannot listen leaves nothing behind.
+    """
     handlers = StorageHandlers(engine)
     ae = build_ae(config)
     attach(ae, engine.incoming_folder())
+    server = bind_server(ae, handlers, config)
     try:
-        server = ae.make_server(
-            (config.bind, config.port),
-            ssl_context=server_context(config.tls) if config.tls else None,
-            evt_handlers=cast(Any, handlers.bindings() + list(NODELAY_HANDLERS)),
-            server_class=ThreadedAssociationServer,
-            request_handler=ReceivingRequestHandler,
-        )
-    except OSError as exc:
-        raise OperationError(
-            f"cannot listen on {config.bind}:{config.port}: {exc.strerror}; "
-            "choose a free port or stop what holds it"
-        ) from exc
+        engine.prepare()
+    except BaseException:
+        server.server_close()
+        raise
     # Established associations are served by the receive loop.
     setattr(server, RECEIVER_ATTR, Receiver(handlers, engine.incoming_folder()))
     thread = threading.Thread(
@@ -94,6 +94,50 @@ def start_server(
         " over TLS" if config.tls else "",
     )
     return server
+
+
+def bind_server(
+    ae: AE, handlers: StorageHandlers, config: ServerConfig
+) -> ThreadedAssociationServer:
+    """Return a server holding ``config``'s address and port, not yet serving."""
+    check_bind_address(config.bind)
+    try:
+        return ae.make_server(
+            (config.bind, config.port),
+            ssl_context=server_context(config.tls) if config.tls else None,
+            evt_handlers=cast(Any, handlers.bindings() + list(NODELAY_HANDLERS)),
+            server_class=ThreadedAssociationServer,
+            request_handler=ReceivingRequestHandler,
+        )
+    except socket.gaierror as exc:
+        raise bad_address(config.bind, exc.strerror or str(exc)) from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise bad_address(config.bind, "not an address of this machine") from exc
+        raise OperationError(
+            f"cannot listen on {config.bind}:{config.port}: {exc.strerror}; "
+            "choose a free port or stop what holds it"
+        ) from exc
+
+
+def check_bind_address(address: str) -> None:
+    """Raise an input error for an address written in numbers that is no address.
+
+    Such an address is refused here rather than looked up as a host name.
+    """
+    if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*", address.strip()):
+        try:
+            ipaddress.ip_address(address.strip())
+        except ValueError as exc:
+            raise bad_address(address, "not an IP address") from exc
+
+
+def bad_address(address: str, why: str) -> InputError:
+    """Return the error of a listening address that cannot be used."""
+    return InputError(
+        f"cannot listen on address {address!r}: {why}; give an address of this "
+        "machine, such as 127.0.0.1 (or 0.0.0.0 for every interface)"
+    )
 
 
 def stop_server(server: ThreadedAssociationServer, grace: float) -> int:

@@ -111,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune-days",
         dest="prune_days",
         type=float,
-        default=0.0,
-        help="remove series unchanged for this many days, with their index "
-        "entries, and exit",
+        default=None,
+        help="remove series unchanged for this many days (0: every series), with "
+        "their index entries, and exit",
     )
     add(
         "--log-level",
@@ -157,10 +157,26 @@ def config_from(options: argparse.Namespace) -> ServerConfig:
     )
 
 
+def housekeeping_dir(options: argparse.Namespace) -> Path:
+    """Return the data directory to report on or prune, or raise if it is none."""
+    data_dir = Path(options.data_dir)
+    if not data_dir.is_dir():
+        raise InputError(
+            f"--data-dir {data_dir} is not a directory; give the listener's data "
+            "directory"
+        )
+    return data_dir
+
+
 def housekeeping(options: argparse.Namespace) -> int:
     """Report disk use or prune old series, as the options ask; return 0."""
-    data_dir = Path(options.data_dir)
-    if options.prune_days > 0:
+    data_dir = housekeeping_dir(options)
+    if options.prune_days is not None:
+        if not options.prune_days >= 0:
+            raise InputError(
+                f"--prune-days {options.prune_days} is not a number of days; give "
+                "0 or more (0 removes every series)"
+            )
         removed = prune(data_dir, options.prune_days)
         logger.info(
             "removed %d series older than %g days", len(removed), options.prune_days
@@ -187,7 +203,7 @@ def run(options: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code."""
     try:
         setup_logging(options.log_level)
-        if options.usage or options.prune_days > 0:
+        if options.usage or options.prune_days is not None:
             return housekeeping(options)
         check_limits(options)
         config = config_from(options)
