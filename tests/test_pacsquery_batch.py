@@ -112,6 +112,22 @@ def test_a_batch_runs_over_one_association(
     ] * 2
 
 
+def test_json_rows_on_one_line_are_named_by_their_place(
+    fake_pacs: FakePacs, query: Callable[..., Run]
+) -> None:
+    fake_pacs.study_statuses = [0xFF00, 0xFF00, 0x0000]
+    batch = '[{"PatientID": "A"}, {"PatientID": "B"}, {"PatientID": "A"}]'
+    run = query(
+        fake_pacs.port, "--called-aet", "FAKEPACS", files={"queries.json": batch}
+    )
+
+    assert run.code == 0, run.stderr
+    assert [row["query"]["value"] for row in run.document["data"]] == [
+        "queries.json item 1: PatientID=A; queries.json item 2: PatientID=B; "
+        "queries.json item 3: PatientID=A"
+    ] * 2
+
+
 @pytest.fixture
 def fake_pacs() -> Iterator[FakePacs]:
     """Run the FakePacs of test_pacsquery on a free loopback port."""
@@ -130,7 +146,7 @@ def fake_pacs() -> Iterator[FakePacs]:
         (
             "queries.json",
             '[\n  {"PatientID": "P1"},\n  {"PatientID": ["P2"]}\n]',
-            "line 3",
+            "item 2",
         ),
         (
             "queries.json",
@@ -138,6 +154,10 @@ def fake_pacs() -> Iterator[FakePacs]:
             "line 4",
         ),
         ("queries.json", '{"PatientID": "P1"}', "line 1"),
+        ("queries.json", '[{"PatientID": "P1"}, 7]', "item 2"),
+        ("queries.csv", 'AccessionNumber\nACC0001\n"ACC0003\n', "line 3"),
+        ("queries.csv", 'AccessionNumber\n"ACC0002\nACC0003\n', "line 2"),
+        ("queries.csv", 'PatientID,StudyDate\n"P1"x,2020\n', "line 2"),
     ],
 )
 def test_a_malformed_batch_is_exit_2_naming_the_line(

@@ -5,13 +5,15 @@ such option, ``INPUTDIR/queries.csv`` or ``INPUTDIR/queries.json``, whichever is
 there (both is an error). A CSV file has a header of column names; a JSON file
 is a list of objects. A column name is a DICOM keyword (``AccessionNumber``), a
 tag (``0008,0050``) or the name of a filter option (``accession-number``,
-``--study-date``, ``patientID``). An empty cell does not constrain its row.
+``--study-date``, ``patientID``). An empty cell does not constrain its row. A
+row is named by the line it starts on in a CSV file, and by its place in the
+list in a JSON file (``queries.json item 2``), where objects may share a line.
 """
 
 import csv
 import io
 import json
-import re
+from _csv import Reader as CsvReader
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,6 @@ from pacsquery.identifiers import Criterion, check_matching_key
 from pacsquery.values import resolve_key
 
 BATCH_FILES = ("queries.csv", "queries.json")
-_BETWEEN_ITEMS = re.compile(r"[\s,]*")
 
 
 @dataclass(frozen=True)
@@ -69,36 +70,57 @@ def read_batch(path: Path, options: Mapping[str, str]) -> list[BatchQuery]:
         rows = csv_rows(text, path.name)
         for column in next(csv.reader(io.StringIO(text, newline="")), []):
             column_keyword(column, options, f"{path.name} line 1")
-    queries = [batch_query(path.name, line, row, options) for line, row in rows]
+    queries = [batch_query(where, row, options) for where, row in rows]
     if not queries:
         raise InputError(f"batch file {path} holds no query; give one per row")
     return queries
 
 
-def csv_rows(text: str, name: str) -> list[tuple[int, dict[str, str]]]:
-    """Return each CSV row with its line number, checked against the header."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+def csv_rows(text: str, name: str) -> list[tuple[str, dict[str, str]]]:
+    """Return each CSV row with the line it starts on, checked against the header."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = next_csv_row(reader, name)
+    if not header or not any(h.strip() for h in header):
+        raise InputError(f"{name} line 1: no header; name the columns first")
+    rows: list[tuple[str, dict[str, str]]] = []
+    while True:
+        where = f"{name} line {reader.line_num + 1}"
+        cells = next_csv_row(reader, name)
+        if cells is None:
+            return rows
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise InputError(
+                f"{where}: {len(cells)} cells, the header has {len(header)}; "
+                "quote values that hold a comma"
+            )
+        rows.append((where, dict(zip(header, cells, strict=True))))
+
+
+def next_csv_row(reader: CsvReader, name: str) -> list[str] | None:
+    """Return the next row of a CSV reader, or ``None`` at the end of the file.
+
+    A malformed row is an input error naming the line the row starts on.
+    """
+    start = reader.line_num + 1
     try:
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            raise InputError(f"{name} line 1: no header; name the columns first")
-        rows = []
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                raise InputError(
-                    f"{name} line {reader.line_num}: {len(cells)} cells, the "
-                    f"header has {len(header)}; quote values that hold a comma"
-                )
-            rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
+        return next(reader, None)
     except csv.Error as exc:
-        raise InputError(f"{name} line {reader.line_num}: {exc}") from exc
-    return rows
+        problem = str(exc)
+        if "unexpected end of data" in problem:
+            problem = "a quote opened here is never closed"
+        raise InputError(
+            f"{name} line {start}: {problem}; close each quoted value, and write "
+            'a quote inside one as two ("")'
+        ) from exc
 
 
-def json_rows(text: str, name: str) -> list[tuple[int, dict[str, str]]]:
-    """Return each object of a JSON list with the line it starts on."""
+def json_rows(text: str, name: str) -> list[tuple[str, dict[str, str]]]:
+    """Return each object of a JSON list, named by its place in the list.
+
+    Several objects may share a line, so a row is named ``item N`` (from 1).
+    """
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,36 +130,30 @@ def json_rows(text: str, name: str) -> list[tuple[int, dict[str, str]]]:
         ) from exc
     if not isinstance(document, list):
         raise InputError(f"{name} line 1: not a list of objects, one per query")
-    decoder = json.JSONDecoder()
-    position = text.index("[") + 1
     rows = []
-    for item in document:
-        gap = _BETWEEN_ITEMS.match(text, position)
-        position = gap.end() if gap else position
-        line = text.count("\n", 0, position) + 1
-        _, position = decoder.raw_decode(text, position)
-        rows.append((line, json_object(item, name, line)))
+    for number, item in enumerate(document, start=1):
+        where = f"{name} item {number}"
+        rows.append((where, json_object(item, where)))
     return rows
 
 
-def json_object(item: Any, name: str, line: int) -> dict[str, str]:
-    """Return a JSON query object as column to text, or raise naming its line."""
+def json_object(item: Any, where: str) -> dict[str, str]:
+    """Return a JSON query object as column to text, or raise naming the item."""
     if not isinstance(item, dict):
-        raise InputError(f"{name} line {line}: not an object of column to value")
+        raise InputError(f"{where}: not an object of column to value")
     row = {}
     for key, value in item.items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             if value is not None:
-                raise InputError(f"{name} line {line}: {key} is not a text or a number")
+                raise InputError(f"{where}: {key} is not a text or a number")
         row[str(key)] = "" if value is None else str(value)
     return row
 
 
 def batch_query(
-    name: str, line: int, row: Mapping[str, str], options: Mapping[str, str]
+    where: str, row: Mapping[str, str], options: Mapping[str, str]
 ) -> BatchQuery:
-    """Return the query of one row; raise naming the line if it is malformed."""
-    where = f"{name} line {line}"
+    """Return the query of one row; raise naming ``where`` it is if malformed."""
     criteria = []
     for column, value in row.items():
         keyword = column_keyword(column, options, where)
