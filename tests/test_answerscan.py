@@ -486,3 +486,16 @@ def test_the_finder_reads_what_it_can_and_decodes_the_rest(
     if isinstance(match, ScannedAnswer):
         assert match.texts == {"PatientName": "Doe^John", "StudyInstanceUID": "1.2.3"}
     assert read_match(rsp, None) is rsp.identifier
+
+
+def test_values_read_once_give_the_same_text_again() -> None:
+    keywords = tuple(dict.fromkeys(case[0] for case in EDGE_CASES))
+    shared = wanted(keywords)
+    for _ in range(2):
+        for keyword, vr, value, charset, _ in EDGE_CASES:
+            for implicit in (True, False):
+                data = encode(answer(keyword, vr, value, charset), implicit)
+                again = scan_answer(data, implicit, shared)
+                assert again == scan_answer(data, implicit, wanted(keywords))
+
+    assert len(shared.known) > 20

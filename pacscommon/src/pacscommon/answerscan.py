@@ -21,7 +21,7 @@ warnings and replacement characters then say what was odd):
 import re
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -63,6 +63,8 @@ _IS = re.compile(r" *[+-]?[0-9]+ *")
 _DS = re.compile(r" *[+-]?([0-9]+|[0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
 _UI = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 # struct formats of the binary number VRs
+# Values whose text is kept, at most
+_KNOWN_LIMIT = 100_000
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d"}
 
 #: A value's bytes and its character set's Python codec, to its text.
@@ -79,10 +81,15 @@ class ScannedAnswer:
 
 @dataclass(frozen=True)
 class WantedKeys:
-    """The keywords to read, by tag: each one's keyword, VR and reader."""
+    """The keywords to read, by tag: each one's keyword, VR and reader.
+
+    ``known`` keeps the text of values already read, by tag, bytes and codec:
+    the answers to one query repeat most of theirs (names, dates, counts).
+    """
 
     keywords: tuple[str, ...]
     by_tag: dict[int, tuple[str, bytes, TextReader]]
+    known: dict[tuple[int, bytes, str], str] = field(default_factory=dict)
 
 
 def wanted_keys(keywords: Iterable[str]) -> WantedKeys | None:
@@ -115,11 +122,22 @@ def scan_answer(
             raise Unsure(f"character set {charset!r}")
         texts = dict.fromkeys(wanted.keywords, "")
         for tag, value in found.items():
-            keyword, _, reader = wanted.by_tag[tag]
-            texts[keyword] = reader(value, codec)
+            texts[wanted.by_tag[tag][0]] = _text(wanted, tag, value, codec)
         return ScannedAnswer(texts, charset)
     except (Unsure, struct.error, UnicodeDecodeError):
         return None
+
+
+def _text(wanted: WantedKeys, tag: int, value: bytes, codec: str) -> str:
+    """Return the text of one value, read once for all answers that repeat it."""
+    key = (tag, value, codec)
+    text = wanted.known.get(key)
+    if text is None:
+        text = wanted.by_tag[tag][2](value, codec)
+        if len(wanted.known) >= _KNOWN_LIMIT:
+            wanted.known.clear()
+        wanted.known[key] = text
+    return text
 
 
 def _elements(
