@@ -274,3 +274,33 @@ def test_a_non_ascii_filter_makes_the_identifiers_utf8() -> None:
     ds = study_identifier(keys)
     assert ds.SpecificCharacterSet == UTF8
     assert series_identifier(keys, "1.2").SpecificCharacterSet == UTF8
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("(0008,0060=MR", "(0008,0060"),
+        ("0008,0060)=MR", "0008,0060)"),
+        ("Modality=MR,(0008,0060=CT", "(0008,0060"),
+        ("( 0008,0060=MR", "( 0008,0060"),
+    ],
+)
+def test_parse_filter_refuses_a_tag_with_one_bracket(text: str, bad: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_filter(text)
+    assert f"--filter: {bad} is not a tag" in str(caught.value)
+
+
+def test_parse_filter_names_a_whole_tag_without_its_value() -> None:
+    with pytest.raises(InputError, match=r"'\(0008,0060\)' is not Keyword=value"):
+        parse_filter("(0008,0060)MR")
+    assert [c.keyword for c in parse_filter("(0008,0060)=MR,0008,0050=A")] == [
+        "Modality",
+        "AccessionNumber",
+    ]
+
+
+@pytest.mark.parametrize("text", ["(0008,0060", "PatientAge,0008,0060)"])
+def test_parse_return_keys_refuses_a_tag_with_one_bracket(text: str) -> None:
+    with pytest.raises(InputError, match=r"--return-keys: \(?0008,0060\)? is not"):
+        parse_return_keys(text)

@@ -13,15 +13,14 @@ date, time or number (Orthanc answers 0xC000).
 """
 
 import re
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydicom.charset import convert_encodings, encode_string
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from pacscommon.errors import InputError
+from pacsquery.charsets import check_encodable
 from pacsquery.levels import (
     MODEL_LEVELS,
     SERIES,
@@ -245,22 +244,8 @@ def charset_terms(charset: str) -> list[str]:
 
 
 def check_charset(charset: str, values: Iterable[str]) -> None:
-    """Raise an input error unless every non-ASCII value encodes in ``charset``."""
-    wide = [value for value in values if not value.isascii()]
-    if not wide:
-        return
-    with warnings.catch_warnings():
-        # pydicom warns, then replaces, where a term or a character is unknown.
-        warnings.simplefilter("error")
-        try:
-            encodings = convert_encodings(charset_terms(charset))
-            for value in wide:
-                encode_string(value, encodings)
-        except (UserWarning, LookupError, UnicodeError, ValueError) as exc:
-            raise InputError(
-                f"--character-set {charset!r} cannot encode the filters ({exc}); "
-                "use ISO_IR 192 (UTF-8) or the character set the PACS expects"
-            ) from exc
+    """Raise an input error unless ``charset`` is known and holds every value."""
+    check_encodable(charset, [value for value in values if not value.isascii()])
 
 
 def parse_filter(text: str, source: str = "--filter") -> list[Criterion]:
@@ -272,7 +257,7 @@ def parse_filter(text: str, source: str = "--filter") -> list[Criterion]:
     starts = list(_PAIR.finditer(text))
     head = text[: starts[0].start()] if starts else text
     if head.strip(" ,"):
-        piece = head.strip(" ,").split(",")[0].strip()
+        piece = _first_piece(head.strip(" ,"))
         raise InputError(
             f"{source} {text!r}: {piece!r} is not Keyword=value; write for "
             'example "BodyPartExamined=HEAD,(0008,1010)=MR1"'
@@ -284,6 +269,14 @@ def parse_filter(text: str, source: str = "--filter") -> list[Criterion]:
         value = text[match.end() : end]
         criteria.append(Criterion(keyword, value, f"{source} {keyword}"))
     return criteria
+
+
+def _first_piece(text: str) -> str:
+    """Return the first comma-separated piece of ``text``, a tag kept whole."""
+    tag = re.match(rf"{KEY_PATTERN}", text)
+    if tag and "," in tag.group():
+        return tag.group()
+    return text.split(",")[0].strip()
 
 
 def parse_return_keys(text: str, source: str = "--return-keys") -> list[str]:

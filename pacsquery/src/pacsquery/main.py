@@ -25,6 +25,7 @@ from pacscommon.options import (
     timeouts_from,
 )
 from pacsquery.batch import BatchQuery, find_batch_file, read_batch
+from pacsquery.charsets import defined_terms
 from pacsquery.identifiers import (
     UIDS_PER_QUERY,
     UTF8,
@@ -201,7 +202,8 @@ def add_query_options(parser: ArgumentParser) -> None:
         type=str,
         default=UTF8,
         help="SpecificCharacterSet of filters that are not ASCII (ISO_IR 100 for "
-        "Latin-1; terms separated by backslashes for ISO 2022)",
+        "Latin-1; terms separated by backslashes for ISO 2022), a defined term of "
+        "DICOM PS3.3 C.12.1.1.2: " + ", ".join(defined_terms()),
     )
     add(
         "--uids-per-query",

@@ -35,10 +35,13 @@ _DATE_RANGE = re.compile(rf"(?P<start>{_DATE})?(?:(?P<dash>-)(?P<end>{_DATE})?)?
 _TIME_RANGE = re.compile(rf"(?P<start>{_TIME})?(?:(?P<dash>-)(?P<end>{_TIME})?)?")
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _MAX_UID = 64
-_TAG = r"\(?\s*[0-9A-Fa-f]{4}\s*,\s*[0-9A-Fa-f]{4}\s*\)?"
+_HEX_PAIR = r"[0-9A-Fa-f]{4}\s*,\s*[0-9A-Fa-f]{4}"
+# What looks like a tag, brackets or not, so that a malformed one is named whole.
+_TAG = rf"\(?\s*{_HEX_PAIR}\s*\)?"
 #: A key as typed: a tag (which holds a comma) or a keyword.
 KEY_PATTERN = rf"{_TAG}|[A-Za-z][A-Za-z0-9]*"
 _TAG_KEY = re.compile(_TAG)
+_WELL_FORMED_TAG = re.compile(rf"\(\s*{_HEX_PAIR}\s*\)|{_HEX_PAIR}")
 
 
 def keyword_vr(keyword: str) -> str:
@@ -51,6 +54,11 @@ def resolve_key(text: str, source: str) -> str:
     key = text.strip()
     if not _TAG_KEY.fullmatch(key):
         return key
+    if not _WELL_FORMED_TAG.fullmatch(key):
+        raise InputError(
+            f"{source}: {key} is not a tag: a bracket is not closed or not opened; "
+            "write gggg,eeee or (gggg,eeee)"
+        )
     digits = re.sub(r"[^0-9A-Fa-f]", "", key)
     keyword = keyword_for_tag(int(digits, 16))
     if not keyword or tag_for_keyword(keyword) is None:
