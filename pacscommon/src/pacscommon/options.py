@@ -23,6 +23,7 @@ from pacscommon.tls import TlsFiles
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _SKIP = {"help", "saveinputmeta", "saveoutputmeta"}
+_KINDS: dict[object, str] = {int: "a whole number", float: "a number"}
 
 
 def check_seconds(value: float, flag: str) -> float:
@@ -55,8 +56,27 @@ def environment_args(
             elif value.strip().lower() not in _FALSE:
                 parser.error(f"{env_name(prefix, action.dest)}={value!r}: use 1 or 0")
         else:
+            check_environment_value(
+                parser, action, env_name(prefix, action.dest), value
+            )
             args.append(f"{flag}={value}")
     return args
+
+
+def check_environment_value(
+    parser: argparse.ArgumentParser, action: argparse.Action, name: str, value: str
+) -> None:
+    """Exit as argparse does, naming the variable, if ``value`` is not of its type.
+
+    Read from the command line, argparse would name the option instead.
+    """
+    if not callable(action.type):
+        return
+    try:
+        action.type(value)
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        kind = _KINDS.get(action.type, "a valid value")
+        parser.error(f"{name}={value!r} is not {kind}; correct it or unset it")
 
 
 def missing_input_dir(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
