@@ -18,6 +18,7 @@ seconds, not the default 10.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -361,3 +362,38 @@ def test_association_aborted_mid_instance(
                     "listener: 'association ended mid-instance; partial data "
                     "discarded'; ") + f" | rerun through the relay: exit 0, "
                     f"{SLICES} of {SLICES} in {rerun.seconds:.1f} s")  # fmt: skip
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_pull_stopped_by_a_signal_says_so_and_leaves_no_half_series(
+    pacs: OrthancServer, series: ClonedSeries, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """SIGTERM (docker stop, ChRIS) or SIGINT while the PACS is still sending.
+
+    The destination answers each C-STORE after 0.3 s, so the move is under way
+    when the signal comes: pacsretrieve aborts it at once, says so in one line,
+    exits 1, and leaves no report, no staging folder and no half series.
+    """
+    data = tmp_path / "data"
+    scp = SlowScp(data, slow_from=1, delay=0.3)
+    try:
+        point_at(pacs, scp.port)
+        pull = start_pull(pacs, series, data, tmp_path, "out", "--retries", "0")
+        wait_until(lambda: arrived(data, series) >= 2, 30, "the move under way")
+        pull.process.send_signal(stop)
+        signalled = time.monotonic()
+        run = pull.finish(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        scp.stop()
+    assert run.code == 1, run.stderr
+    # The move is aborted, not waited out (workers get 10 s at the most).
+    assert took < 10
+    assert not run.crashed, run.stderr
+    assert len(run.errors) == 1, run.stderr
+    assert f"stopped by {stop.name}" in run.errors[0]
+    # Well before the move would have ended (300 slices at 0.3 s each).
+    assert arrived(data, series) < SLICES // 2
+    out = tmp_path / "out"
+    assert not (out / "report.json").exists()
+    assert [p.name for p in out.rglob("*") if p.name.startswith(".")] == []

@@ -154,6 +154,8 @@ def test_self_mode_port_taken(
     assert code == 1
     lines = error_lines(capsys)
     assert len(lines) == 1 and "cannot listen" in lines[0]
+    # Nothing is left behind: no staging data directory, no report.
+    assert list(out.iterdir()) == []
 
 
 def test_dry_run_pulls_nothing(

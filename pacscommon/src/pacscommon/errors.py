@@ -10,7 +10,8 @@
         ├── PeerUnreachable    no TCP connection to the peer
         ├── AssociationRejected
         ├── AssociationAborted  aborted, dropped, or no answer in time
-        └── StatusError        a DIMSE failure status
+        ├── StatusError        a DIMSE failure status
+        └── Interrupted        stopped by a signal (SIGTERM, SIGINT)
 
 Helpers raise these; only a program's ``main`` turns them into an exit code and
 an ``error:`` line.
@@ -65,6 +66,10 @@ class StatusError(OperationError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Interrupted(OperationError):
+    """The program was told to stop (SIGTERM, SIGINT) before it was done."""
 
 
 def unexpected(exc: Exception) -> OperationError:

@@ -109,13 +109,26 @@ class DirectAssociation(Association):
 
     def abort(self, block: bool = True) -> None:
         """Abort the association."""
+        self._abort_blocking(block)
+
+    # NOTE: pynetdicom's ACSE sets the instance attribute ``abort`` to one of
+    # these two while it negotiates, which hides the class's ``abort``; both
+    # are overridden so that every abort of an association handed over goes
+    # through the channel (pynetdicom's own would wait for the parked DUL
+    # thread forever). Remove once pynetdicom leaves ``abort`` alone.
+    def _abort_blocking(self, block: bool = True) -> None:
+        """Abort: through the channel once it has the connection."""
         parking = self.dul.parking
         if self._channel is None and (
             not parking.parked.is_set() or parking.given_back
         ):
-            super().abort(block)
+            super()._abort_blocking(block)
         elif self.is_established:
             self.channel().abort()
+
+    def _abort_nonblocking(self, block: bool = False) -> None:
+        """Abort, from pynetdicom's own threads as from ours."""
+        self._abort_blocking(block)
 
     def _take_over(self) -> Channel:
         """Wait until the DUL thread has parked; return the connection's channel."""

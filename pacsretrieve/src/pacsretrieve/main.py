@@ -2,13 +2,24 @@
 
 import logging
 import shlex
+import signal
 import sys
+import threading
 from argparse import Namespace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from chris_plugin import chris_plugin
 
-from pacscommon.errors import EXIT_FAILED, InputError, PullError, unexpected
+from pacscommon.errors import (
+    EXIT_FAILED,
+    InputError,
+    Interrupted,
+    PullError,
+    unexpected,
+)
 from pacscommon.logs import report_error, setup_logging
 from pacscommon.network import check_ae_title, check_port
 from pacscommon.options import (
@@ -97,6 +108,12 @@ def check_cap(chosen: list[SeriesRequest], options: Namespace) -> None:
 )
 def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
     """Pull the chosen series; return the exit code."""
+    with stopped_by_signals():
+        return pull(options, inputdir, outputdir)
+
+
+def pull(options: Namespace, inputdir: Path, outputdir: Path) -> int:
+    """Pull the chosen series, or say why not; return the exit code."""
     try:
         setup_logging(options.log_level)
         plan = plan_from(options, outputdir)
@@ -109,6 +126,10 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
     except PullError as exc:
         report_error(exc)
         return exc.exit_code
+    except KeyboardInterrupt:
+        stopped = interrupted("SIGINT")
+        report_error(stopped)
+        return stopped.exit_code
     except Exception as exc:  # noqa: BLE001 - one error line, traceback at DEBUG
         error = unexpected(exc)
         report_error(error)
@@ -119,6 +140,36 @@ def main(options: Namespace, inputdir: Path, outputdir: Path) -> int:
         report_error(PullError(f"{report.summary()}: {report.first_error()}"))
         return EXIT_FAILED
     return report.exit_code()
+
+
+def interrupted(signal_name: str) -> Interrupted:
+    """Return the error of a pull stopped by a signal."""
+    return Interrupted(
+        f"stopped by {signal_name} before the pull was done; the output "
+        "directory holds only the series copied whole so far, and no report; "
+        "run again to pull the rest"
+    )
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Turn SIGTERM (what ChRIS and docker stop send) into an exception.
+
+    Raised in the main thread, it unwinds the pull like any failure: the
+    retrieves under way are aborted, the staging folders removed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise interrupted(signal.Signals(signum).name)
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def cli() -> int:

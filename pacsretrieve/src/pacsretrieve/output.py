@@ -32,8 +32,14 @@ def copy_series(
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    for item in sorted(source.glob("*.dcm")):
-        _link_or_copy(item, staging / item.name)
+    try:
+        for item in sorted(source.glob("*.dcm")):
+            _link_or_copy(item, staging / item.name)
+    except BaseException:
+        # A failed copy, or a stop: no half series stays behind.
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_empty(outputdir / STAGING_DIR)
+        raise
 
     target = outputdir / relative
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydicom import dcmread
 
+from pacscommon.errors import PullError
+
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
@@ -42,6 +44,8 @@ def write_preview(series_folder: Path, SeriesInstanceUID: str) -> Path | None:
     try:
         pixels = _thumbnail(source)
         target.write_bytes(encode_png(pixels))
+    except PullError:
+        raise  # a stop (SIGTERM) is not a preview's failure
     except Exception as exc:  # noqa: BLE001 - a preview never fails the pull
         logger.warning("series %s: no preview: %s", SeriesInstanceUID, exc)
         return None

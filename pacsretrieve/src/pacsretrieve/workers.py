@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from pynetdicom import Association
@@ -19,6 +19,7 @@ from pynetdicom import Association
 from pacscommon.errors import (
     AssociationAborted,
     AssociationRejected,
+    Interrupted,
     OperationError,
     PeerUnreachable,
     StatusError,
@@ -31,6 +32,7 @@ from pacsretrieve.retriever import Retriever
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+STOP_WAIT = 10.0  # seconds the workers have to wind down when told to stop
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,20 @@ def retrying(policy: RetryPolicy, what: str, attempt_once: Callable[[], None]) -
 class Worker:
     """One association, reused for job after job and reopened after a failure."""
 
-    def __init__(self, retriever: Retriever, policy: RetryPolicy) -> None:
+    def __init__(
+        self, retriever: Retriever, policy: RetryPolicy, stop: threading.Event
+    ) -> None:
         self.retriever = retriever
         self.policy = policy
+        self.stop = stop
         self._assoc: Association | None = None
 
     def run(self, job: RetrieveJob) -> None:
         """Retrieve one job, retrying transient failures; record the outcome."""
 
         def attempt_once() -> None:
+            if self.stop.is_set():
+                raise Interrupted(f"{job.describe()}: stopped before it was done")
             job.attempts += 1
             try:
                 if self._assoc is None:
@@ -113,6 +120,12 @@ class Worker:
         """Return the PACS this worker talks to."""
         return self.retriever.peer
 
+    def abort(self) -> None:
+        """Abort the association under way, if any, from another thread."""
+        assoc = self._assoc
+        if assoc is not None:
+            assoc.abort()
+
     def close(self) -> None:
         """Release the association, if one is open."""
         if self._assoc is not None:
@@ -128,14 +141,22 @@ def run_jobs(
     for job in jobs:
         todo.put(job)
     stop = threading.Event()
-    workers = max(1, min(parallel, len(jobs)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="retrieve") as pool:
-        futures = [
-            pool.submit(_work, Worker(retriever, policy), todo, stop)
-            for _ in range(workers)
-        ]
+    workers = [Worker(retriever, policy, stop) for _ in range(min(parallel, len(jobs)))]
+    pool = ThreadPoolExecutor(max(1, len(workers)), thread_name_prefix="retrieve")
+    futures = [pool.submit(_work, worker, todo, stop) for worker in workers]
+    try:
         for future in futures:
             future.result()
+    except BaseException:
+        # Told to stop (SIGTERM, SIGINT): end the retrieves under way now, and
+        # let the workers wind down before the caller cleans up after them.
+        stop.set()
+        for worker in workers:
+            worker.abort()
+        wait(futures, timeout=STOP_WAIT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _work(
