@@ -11,12 +11,14 @@ import pytest
 from test_pacsquery import Run, make_query, saved_logging
 
 from orthanc import LOOPBACK, OrthancServer, SeriesTruth
+from pacscommon.errors import ResultsFileError
 from pacscommon.network import Peer, Timeouts
 from pacscommon.results import SUCCESS_FILE
 from pacsquery.identifiers import SERIES_COLUMNS, STUDY_COLUMNS, build_query
 from pacsquery.levels import STUDY, STUDY_ROOT
 from pacsquery.query import run_queries
 from pacsquery.table import RESULTS_TABLE
+from pacsretrieve.selection import load_requests
 
 COUNTS = ("NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
 
@@ -157,3 +159,17 @@ def test_an_unknown_level_is_exit_2(query: Callable[..., Run]) -> None:
         "error: --level 'image' is not a level: use series (a row per series) or "
         "study (a row per study)"
     ]
+
+
+def test_pacsretrieve_given_study_rows_says_to_query_series(
+    orthanc: OrthancServer, query: Callable[..., Run]
+) -> None:
+    run = query(orthanc.dicom_port, "--level", "study")
+    assert run.code == 0, run.stderr
+
+    with pytest.raises(ResultsFileError) as refused:
+        load_requests(run.outputdir / SUCCESS_FILE)
+
+    assert "row 0 is a study, not a series" in str(refused.value)
+    assert "series level" in str(refused.value)
+    assert refused.value.exit_code == 2

@@ -337,3 +337,22 @@ def test_console_script_and_environment(
     )
     assert done.returncode == 0, done.stderr
     assert list(outputdir.rglob("*.dcm"))
+
+
+def test_a_series_no_longer_in_the_pacs_is_named_as_a_likely_cause(
+    orthanc: OrthancServer,
+    listener: Listener,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "in").mkdir()
+    row = truth_rows(orthanc.series_truth())[0]
+    row["SeriesInstanceUID"] = "1.2.3.999"
+    write_results(tmp_path / "in", [row])
+    code, out = run(orthanc, listener, tmp_path)
+    assert code == 1
+    lines = error_lines(capsys)
+    # Orthanc answers 0xC000 with nothing sent, as for an unknown destination.
+    assert len(lines) == 1 and "0xC000" in lines[0]
+    assert "no longer in the PACS" in lines[0]
+    assert not list(out.rglob("*.dcm"))

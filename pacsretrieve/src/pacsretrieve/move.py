@@ -197,11 +197,20 @@ def check_final(
     refused = f"{what} refused by {peer}"
     if status is None:
         raise AssociationAborted(f"{refused}: no final response came")
-    if destination is not None and _destination_unknown(outcome):
+    if destination is not None and status == MOVE_DESTINATION_UNKNOWN:
         raise StatusError(
             f"{refused} (status 0x{status:04X}): destination {destination} unknown "
-            "or unreachable; add it to the PACS's DicomModalities, and check the "
-            "listener is up",
+            "to the PACS; add it to the PACS's DicomModalities",
+            status,
+        )
+    if destination is not None and _destination_unknown(outcome):
+        # Orthanc answers so for an unknown destination and for a series it
+        # no longer holds alike.
+        raise StatusError(
+            f"{refused} (status 0x{status:04X}) before sending anything: "
+            f"destination {destination} unknown or unreachable, or the series is "
+            "no longer in the PACS; check the PACS's DicomModalities and that the "
+            "listener is up, or query again",
             status,
         )
     raise StatusError(f"{refused}: {_failure_text(outcome)}", status)

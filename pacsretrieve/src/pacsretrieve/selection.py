@@ -59,6 +59,12 @@ def load_requests(path: Path) -> list[SeriesRequest]:
         missing = [
             k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not row.get(k)
         ]
+        if missing == ["SeriesInstanceUID"] and "NumberOfStudyRelatedSeries" in row:
+            raise ResultsFileError(
+                f"results file {path}: row {position} is a study, not a series "
+                "(pacsquery --level study); run pacsquery at series level, its "
+                "default, to choose the series to pull"
+            )
         if missing:
             raise ResultsFileError(
                 f"results file {path}: row {position} has no {' or '.join(missing)}"
