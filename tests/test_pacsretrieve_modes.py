@@ -233,7 +233,9 @@ def test_pacs_not_answering_echo(
     assert not (out / "report.json").exists()
 
 
-def test_preview_thumbnails(orthanc: OrthancServer, tmp_path: Path) -> None:
+def test_preview_thumbnails(
+    orthanc: OrthancServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = truth_rows(orthanc.series_truth())
     with warnings.catch_warnings():
         # pydicom warns about some of the real sample files as it decodes them.
@@ -249,6 +251,11 @@ def test_preview_thumbnails(orthanc: OrthancServer, tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png == (out / item["path"]).with_name(Path(item["path"]).name + ".png")
     assert all(not list((out / s["path"]).glob("*.png")) for s in series)
+    # A preview that fails is one WARNING line, without pydicom's traceback.
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    missing = len(series) - len(made)
+    assert err.count("WARNING pacsretrieve.preview") == missing
 
 
 @pytest.mark.parametrize("mode", ["get", "self"])

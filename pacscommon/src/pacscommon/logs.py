@@ -25,6 +25,10 @@ def setup_logging(level: str) -> None:
     # programs report themselves in one line; show it only at DEBUG.
     pynetdicom_level = logging.DEBUG if name == "DEBUG" else logging.CRITICAL
     logging.getLogger("pynetdicom").setLevel(pynetdicom_level)
+    # pydicom logs a decoder's failure with its traceback (a --preview of a
+    # syntax it cannot decode); the caller says what failed in one line.
+    pydicom_level = logging.DEBUG if name == "DEBUG" else logging.CRITICAL
+    logging.getLogger("pydicom").setLevel(pydicom_level)
     # Its handlers that describe each PDU and message cost time per message
     # even when nothing is shown: bind them only when they will be shown.
     _config.LOG_HANDLER_LEVEL = "standard" if name == "DEBUG" else "none"
