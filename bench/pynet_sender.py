@@ -15,6 +15,8 @@ from pathlib import Path
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
+from pacscommon.network import keep_responses_for_requests
+
 BENCH = Path(__file__).resolve().parent
 CALLED_AET = "CHRISLOCAL"
 
@@ -33,11 +35,19 @@ def send(port: int, paths: list[str]) -> int:
     handlers = [(evt.EVT_CONN_OPEN, nodelay)]
     assoc = ae.associate("127.0.0.1", port, ae_title=CALLED_AET, evt_handlers=handlers)
     if not assoc.is_established:
+        print("pynet_sender: association not established", file=sys.stderr)
         return 1
+    # pynetdicom 3.0.4's reactor can take a response meant for send_c_store
+    # and drop it (pacscommon.network says how); the project's guard keeps it.
+    keep_responses_for_requests(assoc)
     try:
-        for path in paths:
+        for number, path in enumerate(paths):
             status = assoc.send_c_store(path)
-            if getattr(status, "Status", None) != 0x0000:
+            code = getattr(status, "Status", None)
+            if code != 0x0000:
+                print(
+                    f"pynet_sender: {path} (#{number}): status {code}", file=sys.stderr
+                )
                 return 1
     finally:
         assoc.release()
