@@ -98,6 +98,28 @@ class Channel:
         except cmd.ProtocolError as exc:
             raise self.refuse(str(exc)) from None
 
+    def receive_response(
+        self, name: str, field: int, context_id: int, message_id: int, timeout: float
+    ) -> Message:
+        """Return the next message, which must be the ``name`` answering a request.
+
+        ``field`` is its command field, ``message_id`` the request's. Anything
+        else breaks the protocol: the association is aborted and
+        :class:`LinkEnded` raised.
+        """
+        message = self.receive(timeout)
+        try:
+            got = cmd.command_us(message.command, cmd.CommandField)
+            answered = cmd.command_us(message.command, cmd.MessageIDBeingRespondedTo)
+        except cmd.ProtocolError as exc:
+            raise self.refuse(str(exc)) from None
+        if got != field or answered != message_id or message.context_id != context_id:
+            raise self.refuse(
+                f"command {got:#06x} to message {answered} on context "
+                f"{message.context_id} where a {name} to {message_id} was due"
+            )
+        return message
+
     def release(self, timeout: float) -> str:
         """Release the association, or abort it if the peer does not answer in time.
 

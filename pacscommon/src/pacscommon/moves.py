@@ -75,26 +75,16 @@ def _response(
     channel: Channel, context_id: int, message_id: int, syntax: UID, timeout: float
 ) -> Response:
     """Read the next C-MOVE-RSP to ``message_id``; abort on anything else."""
-    message = channel.receive(timeout)
-    command = message.command
+    message = channel.receive_response(
+        "C-MOVE-RSP", C_MOVE_RSP, context_id, message_id, timeout
+    )
     try:
-        field = cmd.command_us(command, cmd.CommandField)
-        answered = cmd.command_us(command, cmd.MessageIDBeingRespondedTo)
-        status = retrieve_status(command)
+        status = retrieve_status(message.command)
     except cmd.ProtocolError as exc:
         raise channel.refuse(str(exc)) from None
-    if (
-        field != C_MOVE_RSP
-        or answered != message_id
-        or message.context_id != context_id
-    ):
-        raise channel.refuse(
-            f"command {field:#06x} to message {answered} on context "
-            f"{message.context_id} where a C-MOVE-RSP to {message_id} was due"
-        )
     if message.data is None:
         return status, None
-    return status, decoded(message.data, syntax)
+    return status, decoded(message.data, syntax, "C-MOVE-RSP identifier")
 
 
 def retrieve_status(command: dict[int, bytes]) -> Dataset:

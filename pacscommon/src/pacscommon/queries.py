@@ -83,24 +83,14 @@ def read_response(
     channel: Channel, context_id: int, message_id: int, syntax: UID, timeout: float
 ) -> FindResponse:
     """Read the next C-FIND-RSP to ``message_id``; abort on anything else."""
-    message = channel.receive(timeout)
-    command = message.command
+    message = channel.receive_response(
+        "C-FIND-RSP", C_FIND_RSP, context_id, message_id, timeout
+    )
     try:
-        field = cmd.command_us(command, cmd.CommandField)
-        answered = cmd.command_us(command, cmd.MessageIDBeingRespondedTo)
-        status = cmd.command_us(command, cmd.Status)
+        status = cmd.command_us(message.command, cmd.Status)
     except cmd.ProtocolError as exc:
         raise channel.refuse(str(exc)) from None
-    if (
-        field != C_FIND_RSP
-        or answered != message_id
-        or message.context_id != context_id
-    ):
-        raise channel.refuse(
-            f"command {field:#06x} to message {answered} on context "
-            f"{message.context_id} where a C-FIND-RSP to {message_id} was due"
-        )
-    comment = cmd.command_text(command, cmd.ErrorComment)
+    comment = cmd.command_text(message.command, cmd.ErrorComment)
     if status not in _PENDING or message.data is None:
         return FindResponse(status, None, syntax, comment)
     return FindResponse(status, message.data, syntax, comment)
@@ -116,7 +106,7 @@ def encoded(identifier: Dataset, syntax: UID) -> bytes:
     return data
 
 
-def decoded(data: bytes, syntax: UID) -> Dataset | None:
+def decoded(data: bytes, syntax: UID, what: str = "C-FIND answer") -> Dataset | None:
     """Return a response's identifier, or ``None`` if pydicom cannot read it."""
     try:
         return decode(
@@ -126,5 +116,5 @@ def decoded(data: bytes, syntax: UID) -> Dataset | None:
             syntax.is_deflated,
         )
     except Exception as exc:  # noqa: BLE001 - one bad answer must not end the query
-        logger.warning("a C-FIND answer could not be decoded: %s", exc)
+        logger.warning("a %s could not be decoded: %s", what, exc)
         return None

@@ -16,11 +16,9 @@ pynetdicom's ``send_c_get`` hands it, so the caller reads both alike.
 import logging
 import threading
 from collections.abc import Iterator
-from io import BytesIO
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import decode
 from pynetdicom.presentation import PresentationContext
 
 from pacscommon import commands as cmd
@@ -29,7 +27,7 @@ from pacscommon.channel import LinkEnded
 from pacscommon.errors import OperationError
 from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, Pdv, PdvReader
 from pacscommon.moves import retrieve_status
-from pacscommon.queries import encoded
+from pacscommon.queries import decoded, encoded
 from pacscommon.requestor import DirectAssociation
 from pacscommon.storage import STORE_CANNOT_UNDERSTAND
 
@@ -261,18 +259,4 @@ def _read_answer(
     status = retrieve_status(command)
     if not answer.identifier:
         return status, None
-    return status, _decoded(bytes(answer.identifier), syntax)
-
-
-def _decoded(data: bytes, syntax: UID) -> Dataset | None:
-    """Return a response's identifier, or ``None`` if pydicom cannot read it."""
-    try:
-        return decode(
-            BytesIO(data),
-            syntax.is_implicit_VR,
-            syntax.is_little_endian,
-            syntax.is_deflated,
-        )
-    except Exception as exc:  # noqa: BLE001 - the status still counts
-        logger.warning("a C-GET-RSP identifier could not be decoded: %s", exc)
-        return None
+    return status, decoded(bytes(answer.identifier), syntax, "C-GET-RSP identifier")
