@@ -116,13 +116,18 @@ class Arrival:
             Path(self.file.name).unlink(missing_ok=True)
 
 
-def _file_key(name: str) -> FileKey | None:
+def file_key(path: str | Path) -> FileKey:
+    """Return what identifies a file's bytes without reading them."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _key_if_there(name: str) -> FileKey | None:
     """Return a closed incoming file's identity, or None if it is gone."""
     try:
-        st = os.stat(name)
+        return file_key(name)
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Arrivals:
@@ -178,7 +183,7 @@ class Arrivals:
                 arrival.transfer_syntax,
                 whole=arrival.size == len(arrival.head),
             )
-            key = _file_key(name) if error is None else None
+            key = _key_if_there(name) if error is None else None
             status = self.receiver.handlers.store_received(
                 self.assoc, arrival.sop_instance, lambda: Path(name), error, head
             )

@@ -21,7 +21,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from pacscommon.arrivals import FileKey
+from pacscommon.arrivals import FileKey, file_key
 from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.index import SeriesEntry, read_entry
 
@@ -47,7 +47,7 @@ class InstanceNotes:
 
     def note(self, path: Path) -> tuple[str, str | None]:
         """Return a file's SHA-256 and SOPInstanceUID, reading it if need be."""
-        key = _file_key(path)
+        key = file_key(path)
         with self._lock:
             known = self._known.get(key)
         if known is not None:
@@ -153,12 +153,6 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, task, min(nice, MAX_NICE))
     except (AttributeError, OSError) as exc:
         logger.debug("arrival watcher keeps its priority: %s", exc)
-
-
-def _file_key(path: Path) -> FileKey:
-    """Return what identifies a file's bytes without reading them."""
-    st = path.stat()
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def file_sha256(path: Path) -> str:
