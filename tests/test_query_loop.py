@@ -27,6 +27,7 @@ from pynetdicom.pdu_primitives import (
     MaximumLengthNotification,
 )
 from pynetdicom.presentation import PresentationContext
+from rawpdu import read_pdu
 
 from orthanc import LOOPBACK, OrthancServer, free_port
 from pacscommon import commands as cmd
@@ -54,17 +55,7 @@ class PduPeer:
 
     def read_pdu(self) -> tuple[int, bytes]:
         """Read one PDU; return its type and body."""
-        pdu_type, length = cmd.decode_pdu_header(self._exactly(6))
-        return pdu_type, self._exactly(length)
-
-    def _exactly(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            piece = self.sock.recv(count - len(data))
-            if not piece:
-                raise ConnectionError("the query closed the connection")
-            data += piece
-        return data
+        return read_pdu(self.sock, "the query")
 
     def accept(self, max_pdu: int = 16384, accept_find: bool = True) -> int:
         """Answer the A-ASSOCIATE-RQ; return the requestor's maximum PDU."""

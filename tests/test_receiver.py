@@ -23,6 +23,7 @@ from pynetdicom.pdu_primitives import (
     MaximumLengthNotification,
 )
 from pynetdicom.presentation import build_context
+from rawpdu import read_pdu
 
 from listener import Listener
 from orthanc import free_port
@@ -62,17 +63,7 @@ class RawPeer:
 
     def read_pdu(self) -> tuple[int, bytes]:
         """Read one PDU; return its type and its body."""
-        pdu_type, length = cmd.decode_pdu_header(self._exactly(6))
-        return pdu_type, self._exactly(length)
-
-    def _exactly(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            piece = self.sock.recv(count - len(data))
-            if not piece:
-                raise ConnectionError("listener closed the connection")
-            data += piece
-        return data
+        return read_pdu(self.sock, "listener")
 
     def send_pdv(self, context_id: int, control: int, data: bytes) -> None:
         """Send one PDV in a P-DATA-TF PDU of its own."""
