@@ -11,7 +11,6 @@ never be whole is removed.
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pynetdicom import Association
 
 from pacscommon import commands as cmd
 from pacscommon.filemeta import FileMetaFields, file_meta_bytes
+from pacscommon.files import FileKey, file_key
 from pacscommon.handlers import StorageHandlers
 from pacscommon.headscan import DataSetHead
 from pacscommon.incoming import IncomingFile, IncomingFolder
@@ -35,7 +35,6 @@ _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 #: A file's identity: device, inode, size, modification time (ns). A rename
 #: into the tree keeps it, so it names the stored file too.
-FileKey = tuple[int, int, int, int]
 #: Told of each file stored: its identity, SHA-256 and data set head.
 StoredNote = Callable[[FileKey, str, DataSetHead], None]
 
@@ -114,12 +113,6 @@ class Arrival:
         if self.file is not None:
             self.file.close()
             Path(self.file.name).unlink(missing_ok=True)
-
-
-def file_key(path: str | Path) -> FileKey:
-    """Return what identifies a file's bytes without reading them."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _key_if_there(name: str) -> FileKey | None:

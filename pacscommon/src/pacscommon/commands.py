@@ -148,12 +148,14 @@ def encode_request(
     command_field: int,
     message_id: int,
     sop_class_uid: str,
-    priority: int,
+    priority: int | None,
     move_destination: str = "",
+    with_data: bool = True,
 ) -> bytes:
-    """Return the command set of a request followed by a data set.
+    """Return the command set of a request, followed by a data set or not.
 
-    ``move_destination`` is the AE title a C-MOVE-RQ names (PS3.7 9.3.4.1).
+    ``move_destination`` is the AE title a C-MOVE-RQ names (PS3.7 9.3.4.1);
+    ``priority`` is None for a request without one (C-ECHO-RQ, PS3.7 9.3.5.1).
     """
     elements = [
         (AffectedSOPClassUID, _uid_bytes(sop_class_uid)),
@@ -162,10 +164,10 @@ def encode_request(
     ]
     if move_destination:
         elements.append((MoveDestination, _ae_bytes(move_destination)))
-    elements += [
-        (Priority, _US.pack(priority)),
-        (CommandDataSetType, _US.pack(DATA_SET)),
-    ]
+    if priority is not None:
+        elements.append((Priority, _US.pack(priority)))
+    data_set_type = DATA_SET if with_data else NO_DATA_SET
+    elements.append((CommandDataSetType, _US.pack(data_set_type)))
     return _command_set(elements)
 
 

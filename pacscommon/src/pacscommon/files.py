@@ -4,6 +4,10 @@ import os
 import secrets
 from pathlib import Path
 
+# What identifies a file's bytes without reading them: device, inode, size and
+# modification time.
+FileKey = tuple[int, int, int, int]
+
 # rw for everyone, less the process's umask, like any file ``open`` makes.
 _MODE = 0o666
 
@@ -24,3 +28,9 @@ def create_temp(
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {folder}")
+
+
+def file_key(path: str | Path) -> FileKey:
+    """Return what identifies a file's bytes without reading them."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns

@@ -3,8 +3,6 @@
 import logging
 import sys
 
-from pynetdicom import _config
-
 from pacscommon.errors import InputError
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -29,9 +27,22 @@ def setup_logging(level: str) -> None:
     # syntax it cannot decode); the caller says what failed in one line.
     pydicom_level = logging.DEBUG if name == "DEBUG" else logging.CRITICAL
     logging.getLogger("pydicom").setLevel(pydicom_level)
-    # Its handlers that describe each PDU and message cost time per message
-    # even when nothing is shown: bind them only when they will be shown.
-    _config.LOG_HANDLER_LEVEL = "standard" if name == "DEBUG" else "none"
+    quiet_pynetdicom()
+
+
+def quiet_pynetdicom() -> None:
+    """Bind pynetdicom's per-message log handlers only when DEBUG shows them.
+
+    They cost time per message even when nothing is shown. Called by
+    setup_logging and by :mod:`pacscommon.network` when it first loads
+    pynetdicom, whichever comes last: a C-MOVE pull never loads it.
+    """
+    if "pynetdicom" not in sys.modules:
+        return
+    from pynetdicom import _config
+
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    _config.LOG_HANDLER_LEVEL = "standard" if debug else "none"
 
 
 def report_error(error: BaseException) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from pacscommon.errors import EXIT_INPUT, InputError
 from pacscommon.logs import report_error
-from pacscommon.network import Peer, Timeouts, check_ae_title, check_port
+from pacscommon.peers import Peer, Timeouts, check_ae_title, check_port
 from pacscommon.tls import TlsFiles
 
 _TRUE = {"1", "true", "yes", "on"}

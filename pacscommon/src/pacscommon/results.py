@@ -12,8 +12,6 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
-
 from pacscommon.errors import ResultsFileError
 
 SUCCESS_FILE = "success.txt"
@@ -22,6 +20,8 @@ ERROR_FILE = "error.txt"
 
 def tag_text(keyword: str) -> str:
     """Return a keyword's tag as ``gggg,eeee`` in lower-case hex."""
+    from pydicom.datadict import tag_for_keyword  # not needed to read rows
+
     tag = tag_for_keyword(keyword)
     if tag is None:
         raise ValueError(f"{keyword} is not a DICOM keyword")

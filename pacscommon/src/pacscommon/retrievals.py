@@ -26,7 +26,7 @@ from pacscommon.arrivals import Arrivals, Implementation, Receiver
 from pacscommon.channel import LinkEnded
 from pacscommon.errors import OperationError
 from pacscommon.link import POLL_SECONDS, CommandParts, Ended, Link, Pdv, PdvReader
-from pacscommon.moves import retrieve_status
+from pacscommon.moves import RetrieveStatus, retrieve_status
 from pacscommon.queries import decoded, encoded
 from pacscommon.requestor import DirectAssociation
 from pacscommon.storage import STORE_CANNOT_UNDERSTAND
@@ -41,7 +41,7 @@ _PENDING = 0xFF00
 # A response's identifier lists failed UIDs at most; anything near this is not.
 _MAX_IDENTIFIER_BYTES = 16 * 1024 * 1024
 
-Response = tuple[Dataset, Dataset | None]
+Response = tuple[RetrieveStatus, Dataset | None]
 
 
 class _Answer:
@@ -104,7 +104,7 @@ class GetSession:
         except LinkEnded as ended:
             finished = True
             logger.warning("C-GET ended: %s", ended)
-            yield Dataset(), None
+            yield RetrieveStatus(), None
         finally:
             self._close(finished)
 
@@ -124,9 +124,7 @@ class GetSession:
         if not finished:
             self.channel.abort()
 
-    def _response(
-        self, context_id: int, message_id: int, syntax: UID
-    ) -> tuple[Dataset, Dataset | None]:
+    def _response(self, context_id: int, message_id: int, syntax: UID) -> Response:
         """Serve C-STOREs until the next C-GET-RSP is whole; return it."""
         self._poll()
         try:
@@ -247,7 +245,7 @@ class GetSession:
 
 def _read_answer(
     answer: _Answer, context_id: int, message_id: int, syntax: UID
-) -> tuple[Dataset, Dataset | None]:
+) -> Response:
     """Return a C-GET-RSP's status data set and identifier; check what it answers."""
     command = answer.command
     answered = cmd.command_us(command, cmd.MessageIDBeingRespondedTo)

@@ -18,10 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
-
-from pacscommon.arrivals import FileKey, file_key
+from pacscommon.files import FileKey, file_key
 from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.index import SeriesEntry, read_entry
 
@@ -179,6 +176,10 @@ def _sop_instance_uid(path: Path, first: bytes, whole: bool) -> str | None:
     found = scan_layout(head) if head is not None else None
     if found is not None:
         return found["SOPInstanceUID"]
+    # pydicom only for the files the head scan cannot read.
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
     except (InvalidDicomError, ValueError, TypeError, EOFError, OSError):

@@ -21,12 +21,12 @@ from pacscommon.errors import (
     unexpected,
 )
 from pacscommon.logs import report_error, setup_logging
-from pacscommon.network import check_ae_title, check_port
 from pacscommon.options import (
     peer_from,
     run_plugin,
     timeouts_from,
 )
+from pacscommon.peers import check_ae_title, check_port
 from pacsretrieve.arguments import ENV_PREFIX, build_parser
 from pacsretrieve.preview import preview_available
 from pacsretrieve.pull import PullPlan, run_pull

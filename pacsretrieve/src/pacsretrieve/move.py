@@ -9,18 +9,11 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
-
-from pydicom.dataset import Dataset
-from pynetdicom import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
+from typing import TYPE_CHECKING, Any
 
 from pacscommon.errors import AssociationAborted, OperationError, StatusError
-from pacscommon.moves import send_c_move
-from pacscommon.network import (
+from pacscommon.moves import RetrieveKeys, send_c_move
+from pacscommon.peers import (
     CANCEL,
     IDENTIFIER_MISMATCH,
     MOVE_DESTINATION_UNKNOWN,
@@ -34,13 +27,18 @@ from pacscommon.network import (
     WARNING_SUBOPS,
     Peer,
 )
-from pacscommon.requestor import DirectAssociation
-from pacscommon.retrievals import GetSession
+from pacscommon.requested import RequestedAssociation
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from pacscommon.retrievals import GetSession
 
 logger = logging.getLogger(__name__)
 
-MOVE_MODEL = StudyRootQueryRetrieveInformationModelMove
-GET_MODEL = StudyRootQueryRetrieveInformationModelGet
+# PS3.4 C.6.2.1: Study Root Query/Retrieve Information Model, MOVE and GET
+MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"
+GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
 
 # The statuses that end the sub-operations with some of them done.
 _FINISHED = (SUCCESS, WARNING_SUBOPS, CANCEL)
@@ -72,8 +70,10 @@ class MoveOutcome:
 
 def retrieve_identifier(
     level: str, StudyInstanceUID: str, SeriesInstanceUID: str | None
-) -> Dataset:
+) -> "Dataset":
     """Return the identifier of a study- or series-level retrieve (PS3.4 C.4.2.2)."""
+    from pydicom.dataset import Dataset
+
     ds = Dataset()
     ds.QueryRetrieveLevel = level
     ds.StudyInstanceUID = StudyInstanceUID
@@ -83,8 +83,8 @@ def retrieve_identifier(
 
 
 def send_move(
-    assoc: Association,
-    identifier: Dataset,
+    assoc: RequestedAssociation,
+    identifier: RetrieveKeys,
     destination: str,
     what: str,
     peer: Peer,
@@ -92,8 +92,7 @@ def send_move(
 ) -> MoveOutcome:
     """C-MOVE ``identifier`` to ``destination``; return what the PACS reported.
 
-    ``assoc`` is a :class:`~pacscommon.requestor.DirectAssociation`; ``timeout``
-    bounds the wait for each response.
+    ``timeout`` bounds the wait for each response.
     """
     context = next(
         (cx for cx in assoc.accepted_contexts if cx.abstract_syntax == MOVE_MODEL),
@@ -104,22 +103,19 @@ def send_move(
             f"{peer} accepted no Study Root C-MOVE context; check that it is a "
             "PACS with its retrieve service on"
         )
-    channel = cast(DirectAssociation, assoc).channel()
-    responses = send_c_move(channel, context, identifier, destination, timeout)
+    responses = send_c_move(assoc.channel(), context, identifier, destination, timeout)
     return follow(responses, what, peer)
 
 
 def send_get(
-    session: GetSession, identifier: Dataset, what: str, peer: Peer
+    session: "GetSession", identifier: "Dataset", what: str, peer: Peer
 ) -> MoveOutcome:
     """C-GET ``identifier`` in ``session``; return what the PACS reported."""
     responses = session.send_c_get(identifier, GET_MODEL)
     return follow(responses, what, peer)
 
 
-def follow(
-    responses: Iterator[tuple[Dataset, Dataset | None]], what: str, peer: Peer
-) -> MoveOutcome:
+def follow(responses: Iterator[tuple[Any, Any]], what: str, peer: Peer) -> MoveOutcome:
     """Read every response of a retrieve; raise if the association was lost."""
     outcome = MoveOutcome()
     logged = time.monotonic()
@@ -151,7 +147,7 @@ def _log_progress(what: str, outcome: MoveOutcome) -> None:
     logger.info("%s: %d of %d instances sent", what, done, in_all)
 
 
-def _count(outcome: MoveOutcome, status: Dataset) -> None:
+def _count(outcome: MoveOutcome, status: Any) -> None:
     """Take the sub-operation counts of a response (PS3.4 C.4.2.1.5).
 
     A final failure response may carry counts of 0, as Orthanc's does, after
@@ -174,7 +170,7 @@ def _count(outcome: MoveOutcome, status: Dataset) -> None:
             outcome.remaining = 0
 
 
-def _failed_list(identifier: Dataset | None) -> list[str]:
+def _failed_list(identifier: Any) -> list[str]:
     """Return the SOP instances a final response lists as failed."""
     if identifier is None or "FailedSOPInstanceUIDList" not in identifier:
         return []

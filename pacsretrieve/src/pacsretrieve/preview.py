@@ -13,8 +13,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
-
 from pacscommon.errors import PullError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +53,7 @@ def write_preview(series_folder: Path, SeriesInstanceUID: str) -> Path | None:
 def _thumbnail(path: Path) -> Any:
     """Return the 8-bit, shrunk image of one instance as a numpy array."""
     import numpy as np
+    from pydicom import dcmread
     from pydicom.pixels import pixel_array
 
     ds = dcmread(path, stop_before_pixels=True)

@@ -5,24 +5,27 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pacscommon.arrivals import Receiver
-from pacscommon.network import Peer, Timeouts, release
-from pacscommon.server import ServerConfig
+from pacscommon.peers import Peer, Timeouts, release
 from pacsretrieve.arrival import WaitBounds, look_all, total, wait_for
-from pacsretrieve.contexts import get_contexts, get_roles
+from pacsretrieve.echo import echo
 from pacsretrieve.instances import ArrivalWatcher, InstanceNotes
 from pacsretrieve.jobs import RetrieveJob, by_study, plan_jobs
-from pacsretrieve.local import LocalStore
 from pacsretrieve.output import copy_series
-from pacsretrieve.preview import write_preview
-from pacsretrieve.query import echo, open_find, series_of_study, sop_classes_of_series
 from pacsretrieve.report import RetrieveReport, SeriesResult
 from pacsretrieve.retriever import MODE_GET, MODE_MOVE, MODE_SELF, Retriever
 from pacsretrieve.selection import SeriesRequest
 from pacsretrieve.workers import RetryPolicy, retrying, run_jobs
 
+if TYPE_CHECKING:
+    from pacsretrieve.local import LocalStore
+
 logger = logging.getLogger(__name__)
+
+# What C-FIND, C-GET, the in-process SCP and --preview need (pynetdicom, pydicom,
+# numpy) is imported where they are used: a pull by C-MOVE, the common case,
+# starts without them (bench/RESULTS.md, "Pull").
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def prepare(plan: PullPlan, chosen: list[SeriesRequest]) -> Prepared:
     several = [s for s in by_study(chosen) if len(s.requests) > 1]
     if not several and plan.mode != MODE_GET:
         return Prepared(plan_jobs(chosen, set()), set())
+    from pacsretrieve.query import open_find, series_of_study, sop_classes_of_series
+
     assoc = open_find(plan.peer, plan.timeouts)
     try:
         whole = {
@@ -140,10 +145,13 @@ def _log_plan(jobs: list[RetrieveJob]) -> None:
             )
 
 
-def _local_store(plan: PullPlan) -> AbstractContextManager[LocalStore | None]:
+def _local_store(plan: PullPlan) -> AbstractContextManager["LocalStore | None"]:
     """Return the in-process storage engine the mode needs, if any."""
     if plan.mode == MODE_MOVE:
         return nullcontext(None)
+    from pacscommon.server import ServerConfig
+    from pacsretrieve.local import LocalStore
+
     config = None
     if plan.mode == MODE_SELF:
         config = ServerConfig(
@@ -153,11 +161,17 @@ def _local_store(plan: PullPlan) -> AbstractContextManager[LocalStore | None]:
 
 
 def _retriever(
-    plan: PullPlan, prepared: Prepared, store: LocalStore | None, notes: InstanceNotes
+    plan: PullPlan,
+    prepared: Prepared,
+    store: "LocalStore | None",
+    notes: InstanceNotes,
 ) -> Retriever:
     """Return how this mode asks for each job."""
     if plan.mode != MODE_GET or store is None:
         return Retriever(plan.peer, plan.timeouts, plan.destination)
+    from pacscommon.arrivals import Receiver
+    from pacsretrieve.contexts import get_contexts, get_roles
+
     return Retriever(
         plan.peer,
         plan.timeouts,
@@ -209,6 +223,8 @@ def _copy_out(
     result.path = relative
     result.instances = notes.describe(target, plan.outputdir)
     if plan.preview:
+        from pacsretrieve.preview import write_preview
+
         png = write_preview(target, uid)
         result.preview = None if png is None else png.relative_to(plan.outputdir)
 

@@ -1,8 +1,8 @@
-"""What the pull asks the PACS before retrieving: C-ECHO and a few C-FINDs.
+"""What the pull asks the PACS before retrieving, after its C-ECHO: a few C-FINDs.
 
-C-ECHO first, so an unreachable PACS is one clear error; SERIES-level C-FIND to
-learn whether every series of a study was chosen (then one study-level retrieve
-serves); IMAGE-level C-FIND for the SOP classes a C-GET must offer to store.
+SERIES-level C-FIND to learn whether every series of a study was chosen (then
+one study-level retrieve serves); IMAGE-level C-FIND for the SOP classes a
+C-GET must offer to store.
 The C-FINDs go through the association's own channel in this thread
 (:mod:`pacscommon.requestor`): an IMAGE-level answer has a match per instance.
 """
@@ -15,7 +15,6 @@ from pynetdicom import Association
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
-    Verification,
 )
 
 from pacscommon.channel import LinkEnded
@@ -25,9 +24,7 @@ from pacscommon.network import (
     Peer,
     Timeouts,
     associate,
-    keep_responses_for_requests,
     make_ae,
-    release,
 )
 from pacscommon.queries import send_c_find
 from pacscommon.requestor import DirectAE, DirectAssociation
@@ -36,29 +33,6 @@ from pacsretrieve.contexts import CLASSES_IN_EVERY_SYNTAX
 logger = logging.getLogger(__name__)
 
 FIND_MODEL = StudyRootQueryRetrieveInformationModelFind
-
-
-def echo(peer: Peer, timeouts: Timeouts) -> None:
-    """C-ECHO the PACS; raise saying what to check if it does not answer."""
-    ae = make_ae(peer.calling_aet, timeouts)
-    ae.add_requested_context(Verification)
-    assoc = associate(ae, peer)
-    keep_responses_for_requests(assoc)
-    try:
-        status = assoc.send_c_echo()
-    finally:
-        release(assoc)
-    if "Status" not in status:
-        raise AssociationAborted(
-            f"C-ECHO of {peer}: no answer within --dimse-timeout; check the "
-            "port is the PACS's DICOM port"
-        )
-    if status.Status != SUCCESS:
-        raise StatusError(
-            f"C-ECHO of {peer} answered 0x{status.Status:04X}; see the PACS's log",
-            int(status.Status),
-        )
-    logger.info("C-ECHO of %s succeeded", peer)
 
 
 def open_find(peer: Peer, timeouts: Timeouts) -> Association:

@@ -1,41 +1,33 @@
 """How each mode opens its association and asks for one job's instances.
 
 ``move`` and ``self`` send a C-MOVE to a destination (the listener, or our own
-in-process SCP); ``get`` sends a C-GET and stores what comes back over the same
-association through the shared storage engine. Both are
-:class:`~pacscommon.requestor.DirectAE` associations: once pynetdicom has
-negotiated one, the worker's own thread reads and writes it, through
-:func:`~pacscommon.moves.send_c_move` or a
-:class:`~pacscommon.retrievals.GetSession`.
+in-process SCP), over an association this package negotiates itself
+(:mod:`pacscommon.requested`: no pynetdicom, no pydicom); ``get`` sends a C-GET
+and stores what comes back over the same association through the shared
+storage engine, over a :class:`~pacscommon.requestor.DirectAE` association:
+once pynetdicom has negotiated it, the worker's own thread reads and writes it
+through a :class:`~pacscommon.retrievals.GetSession`.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
-from pynetdicom import Association
-from pynetdicom.presentation import PresentationContext
-
-from pacscommon.arrivals import Receiver
-from pacscommon.channel import LinkEnded
-from pacscommon.errors import AssociationAborted
-from pacscommon.network import (
-    Peer,
-    Timeouts,
-    associate,
-    make_ae,
-    release,
-)
-from pacscommon.requestor import DirectAE, DirectAssociation
-from pacscommon.retrievals import GetSession
+from pacscommon.peers import Association, Peer, Timeouts, release
+from pacscommon.requested import RequestedAssociation, request_association
 from pacsretrieve.jobs import SERIES_LEVEL, RetrieveJob
 from pacsretrieve.move import (
     MOVE_MODEL,
     MoveOutcome,
+    RetrieveKeys,
     retrieve_identifier,
     send_get,
     send_move,
 )
+
+if TYPE_CHECKING:
+    from pacscommon.arrivals import Receiver
+    from pacscommon.retrievals import GetSession
 
 MODE_MOVE = "move"
 MODE_GET = "get"
@@ -53,9 +45,9 @@ class Retriever:
     peer: Peer
     timeouts: Timeouts
     destination: str | None  # the move destination; None for C-GET
-    contexts: list[PresentationContext] = field(default_factory=list)
+    contexts: list[Any] = field(default_factory=list)  # C-GET's
     roles: list[Any] = field(default_factory=list)
-    receiver: Receiver | None = None  # where C-GET's instances are stored
+    receiver: "Receiver | None" = None  # where C-GET's instances are stored
     _sessions: "WeakKeyDictionary[Association, GetSession]" = field(
         default_factory=WeakKeyDictionary, repr=False
     )
@@ -68,12 +60,17 @@ class Retriever:
 
     def _open_move(self) -> Association:
         """Open a C-MOVE association whose responses are read on its channel."""
-        ae = make_ae(self.peer.calling_aet, self.timeouts, DirectAE)
-        ae.add_requested_context(MOVE_MODEL)
-        return associate(ae, self.peer)
+        return request_association(self.peer, self.timeouts, [MOVE_MODEL])
 
-    def _open_get(self, receiver: Receiver) -> Association:
+    def _open_get(self, receiver: "Receiver") -> Association:
         """Open a C-GET association and the session that reads it."""
+        # pynetdicom and pydicom are loaded by the C-GET path alone.
+        from pacscommon.channel import LinkEnded
+        from pacscommon.errors import AssociationAborted
+        from pacscommon.network import associate, make_ae
+        from pacscommon.requestor import DirectAE, DirectAssociation
+        from pacscommon.retrievals import GetSession
+
         ae = make_ae(self.peer.calling_aet, self.timeouts, DirectAE)
         assoc = associate(
             ae,
@@ -97,11 +94,17 @@ class Retriever:
     def send(self, assoc: Association, job: RetrieveJob) -> MoveOutcome:
         """Ask for the job's instances; return what the PACS reported."""
         series = job.series_uids[0] if job.level == SERIES_LEVEL else None
-        identifier = retrieve_identifier(job.level, job.StudyInstanceUID, series)
         verb = "C-GET" if self.destination is None else "C-MOVE"
         what = f"{verb} of {job.describe()}"
         if self.destination is None:
+            identifier = retrieve_identifier(job.level, job.StudyInstanceUID, series)
             return send_get(self._sessions[assoc], identifier, what, self.peer)
+        keys = RetrieveKeys(job.level, job.StudyInstanceUID, series)
         return send_move(
-            assoc, identifier, self.destination, what, self.peer, self.timeouts.dimse
+            cast(RequestedAssociation, assoc),
+            keys,
+            self.destination,
+            what,
+            self.peer,
+            self.timeouts.dimse,
         )

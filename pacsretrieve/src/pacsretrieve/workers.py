@@ -14,8 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from pynetdicom import Association
-
 from pacscommon.errors import (
     AssociationAborted,
     AssociationRejected,
@@ -24,7 +22,7 @@ from pacscommon.errors import (
     PeerUnreachable,
     StatusError,
 )
-from pacscommon.network import Peer, release
+from pacscommon.peers import Association, Peer, release
 from pacsretrieve.jobs import RetrieveJob
 from pacsretrieve.move import check_final
 from pacsretrieve.retriever import Retriever
