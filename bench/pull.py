@@ -35,6 +35,7 @@ import programs
 import receive
 import targets
 from quiet import wait_until_quiet
+from timing import timed_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from orthanc import OrthancServer  # noqa: E402
@@ -93,14 +94,10 @@ def fresh(path: Path) -> Path:
 def timed(command: list[str], env: dict[str, str], log: Path) -> float:
     """Run ``command``; return its wall time; fail if it fails."""
     with log.open("ab") as sink:
-        start = time.perf_counter()
-        done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, **env), timeout=TIMEOUT,
-                              check=False)  # fmt: skip
-        seconds = time.perf_counter() - start
+        done = timed_run(command, dict(os.environ, **env), TIMEOUT, stdout=sink)
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} exited {done.returncode}; see {log}")
-    return seconds
+    return done.seconds
 
 
 def phases(log: Path, start: float, end: float) -> list[float]:

@@ -24,10 +24,8 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ import receive
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from quiet import wait_until_quiet
+from timing import timed_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from orthanc import OrthancServer  # noqa: E402
@@ -190,13 +189,10 @@ def run(target: Target, log: Path) -> float:
     """Run one target once; return its wall time in seconds."""
     env = dict(os.environ, **target.env)
     with log.open("wb") as sink:
-        start = time.perf_counter()
-        done = subprocess.run(target.command, stdout=sink, stderr=subprocess.STDOUT,
-                              env=env, timeout=TIMEOUT, check=False)  # fmt: skip
-        seconds = time.perf_counter() - start
+        done = timed_run(target.command, env, TIMEOUT, stdout=sink)
     if done.returncode != 0:
         raise RuntimeError(f"{target.name} exited {done.returncode}; see {log}")
-    return seconds
+    return done.seconds
 
 
 def check(tmp: Path, logs: Path) -> str:

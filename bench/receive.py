@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ import pydicom
 import pynetdicom
 from quiet import OtherCpu, wait_until_quiet
 from targets import DEFAULT_TARGETS, NODELAY, STORESCU, TARGETS, Target, peak_file
+from timing import timed_run
 
 WORK = data.WORK
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -161,18 +163,15 @@ def fresh_output(target: Target) -> Path:
 def time_sender(command: list[str], cwd: Path) -> tuple[float, float]:
     """Run the timed command; return its wall time and its CPU time."""
     env = dict(os.environ, **NODELAY)
-    cpu = children_cpu()
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, timeout=SENDER_TIMEOUT
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(command[:8])} ... failed ({done.returncode}): "
-            f"{done.stderr.decode(errors='replace')[-2000:]}"
-        )
-    return seconds, children_cpu() - cpu
+    with tempfile.TemporaryFile() as output:
+        done = timed_run(command, env, SENDER_TIMEOUT, stdout=output, cwd=cwd)
+        if done.returncode != 0:
+            output.seek(0)
+            said = output.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(
+                f"{shlex.join(command[:8])} ... failed ({done.returncode}): {said}"
+            )
+    return done.seconds, done.cpu
 
 
 def check_stored(target: Target, out: Path, expected: int) -> None:

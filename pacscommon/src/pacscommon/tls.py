@@ -1,9 +1,16 @@
-"""TLS for DICOM associations (PS3.15 B.1): contexts built from PEM files."""
+"""TLS for DICOM associations (PS3.15 B.1): contexts built from PEM files.
 
-import ssl
+``ssl`` is imported when a context is made: a program without TLS options
+does not pay for loading it at start-up.
+"""
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pacscommon.errors import InputError
+
+if TYPE_CHECKING:
+    import ssl
 
 
 @dataclass(frozen=True)
@@ -15,8 +22,10 @@ class TlsFiles:
     key: str = ""
 
 
-def client_context(files: TlsFiles) -> ssl.SSLContext:
+def client_context(files: TlsFiles) -> "ssl.SSLContext":
     """Return a context that verifies the peer against ``files.ca`` (or the system)."""
+    import ssl
+
     try:
         context = ssl.create_default_context(
             ssl.Purpose.SERVER_AUTH, cafile=files.ca or None
@@ -28,8 +37,10 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
     return context
 
 
-def server_context(files: TlsFiles) -> ssl.SSLContext:
+def server_context(files: TlsFiles) -> "ssl.SSLContext":
     """Return a server context; with ``files.ca``, clients must show a certificate."""
+    import ssl
+
     if not files.cert:
         raise InputError("TLS needs --tls-cert (and --tls-key unless it holds the key)")
     try:
