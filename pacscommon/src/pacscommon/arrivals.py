@@ -78,7 +78,8 @@ class Arrival:
         self.sop_class = cmd.command_uid(command, cmd.AffectedSOPClassUID)
         self.sop_instance = cmd.command_uid(command, cmd.AffectedSOPInstanceUID)
         self.head = bytearray()
-        self.size = 0
+        self.size = 0  # of the data set
+        self.meta_size = 0  # of the preamble and file meta before it
         self.transfer_syntax = ""
         self.error: OSError | None = None
         self.file: IncomingFile | None = spare
@@ -155,6 +156,7 @@ class Arrivals:
             )
             first = _PREAMBLE + file_meta_bytes(meta)
             arrival.file.write(first)
+            arrival.meta_size = len(first)
             if arrival.digest is not None:
                 arrival.digest.update(first)
         return arrival
@@ -176,9 +178,15 @@ class Arrivals:
                 arrival.transfer_syntax,
                 whole=arrival.size == len(arrival.head),
             )
-            key = _key_if_there(name) if error is None else None
+            noting = self.receiver.noted is not None and error is None
+            key = _key_if_there(name) if noting else None
             status = self.receiver.handlers.store_received(
-                self.assoc, arrival.sop_instance, lambda: Path(name), error, head
+                self.assoc,
+                arrival.sop_instance,
+                lambda: Path(name),
+                error,
+                head,
+                arrival.meta_size + arrival.size,
             )
             if status == STORE_SUCCESS:
                 self._note(arrival, key, head)

@@ -94,11 +94,13 @@ class StorageHandlers:
         received: Callable[[], Path],
         error: OSError | None = None,
         head: DataSetHead | None = None,
+        size: int | None = None,
     ) -> int:
         """Store a data set that arrived whole; return the C-STORE status.
 
         ``received`` gives the file's path; ``error`` is why it could not be
-        written, ``head`` its first bytes after the file meta, if known.
+        written, ``head`` its first bytes after the file meta, ``size`` the
+        file's size, if known.
         """
         stats = self._stats.get(assoc)
         if error is not None:
@@ -106,7 +108,8 @@ class StorageHandlers:
             return self._failed(stats, STORE_OUT_OF_RESOURCES)
         try:
             path = received()
-            size = path.stat().st_size
+            if size is None:
+                size = path.stat().st_size
             stored = self.engine.store(path, _calling_aet(assoc), head)
         except InstanceRejected as exc:
             logger.warning("instance %s refused: %s", sop_uid, exc)

@@ -63,6 +63,8 @@ _SEQUENCE_END = 0xFFFEE0DD
 _MAX_DEPTH = 16
 
 _TAG = struct.Struct("<HH")
+_IMPLICIT_HEADER = struct.Struct("<HHI")
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
@@ -108,20 +110,44 @@ class ElementWalk:
 
     def top_level(self, whole: bool) -> dict[int, tuple[bytes, bytes]]:
         """Return the raw values and VRs of the wanted top-level elements."""
+        # The hot loop of every instance received: element headers are read
+        # inline, with one unpack each (see header() for the same rules).
         found: dict[int, tuple[bytes, bytes]] = {}
-        end = len(self.data)
-        while self.offset < end:
-            tag, vr, length = self.header(self.implicit)
+        data, implicit = self.data, self.implicit
+        end = len(data)
+        offset = self.offset
+        while offset < end:
+            if implicit:
+                group, element, length = _IMPLICIT_HEADER.unpack_from(data, offset)
+                vr = b""
+                offset += 8
+            else:
+                group, element, vr, length = _EXPLICIT_HEADER.unpack_from(data, offset)
+                if group == 0xFFFE:
+                    (length,) = _U32.unpack_from(data, offset + 4)
+                    vr = b""
+                    offset += 8
+                elif vr in _LONG_VRS:
+                    (length,) = _U32.unpack_from(data, offset + 8)
+                    offset += 12
+                else:
+                    offset += 8
+            tag = group << 16 | element
             if tag > _LAST_WANTED:
                 return found
             if length == _UNDEFINED:
                 if tag in _WANTED:
                     raise Unsure(f"tag {tag:08X} of undefined length")
+                self.offset = offset
                 self._skip_undefined(vr, 0)
+                offset = self.offset
                 continue
-            value = self.value(length)
+            if offset + length > end:
+                raise Unsure("value runs past the head")
             if tag in _WANTED:
-                found[tag] = (vr, value)
+                found[tag] = (vr, data[offset : offset + length])
+            offset += length
+        self.offset = offset
         if not whole:
             # The head ended before the last wanted tag: it may lie beyond.
             raise Unsure("head ends before the layout's last attribute")

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,19 @@ from pacscommon.files import create_temp
 logger = logging.getLogger(__name__)
 
 _ENGINE_ATTR = "_pacs_incoming"
+# The free space is looked up again after at most this long, and sooner once
+# the bytes written since the last look could have used up half the margin
+# above the reserve that it showed.
+RESERVE_LOOK_SECONDS = 1.0
 
 
 class IncomingFile:
     """A data set being received; quacks like pynetdicom's temporary file."""
 
-    def __init__(
-        self, folder: Path, reserve_bytes: int, check_reserve: bool = True
-    ) -> None:
-        fd, name = create_temp(folder, suffix=".dcm")
+    def __init__(self, incoming: "IncomingFolder", check_reserve: bool = True) -> None:
+        fd, name = create_temp(incoming.folder, suffix=".dcm")
         self.name = name
-        self.folder = folder
-        self.reserve_bytes = reserve_bytes
+        self.incoming = incoming
         self._fp = os.fdopen(fd, "wb")
         self.error: OSError | None = None
         # pynetdicom calls ``.file.flush()`` after each fragment.
@@ -48,9 +50,8 @@ class IncomingFile:
 
     def check_reserve(self) -> None:
         """Fail the instance now if the disk is below the free-space reserve."""
-        if self.error is None and self.reserve_bytes:
-            if shutil.disk_usage(self.folder).free < self.reserve_bytes:
-                self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
+        if self.error is None and self.incoming.below_reserve():
+            self._fail(OSError(errno.ENOSPC, "below the free-space reserve"))
 
     def write(self, data: bytes | memoryview) -> int:
         """Write a fragment; after a failure, drop it."""
@@ -59,6 +60,7 @@ class IncomingFile:
                 self._fp.write(data)
             except OSError as exc:
                 self._fail(exc)
+            self.incoming.spent(len(data))
         return len(data)
 
     def flush(self) -> None:
@@ -88,15 +90,43 @@ class IncomingFile:
 
 
 class IncomingFolder:
-    """The folder and reserve that one AE's received data sets go to."""
+    """The folder and reserve that one AE's received data sets go to.
+
+    Looking up the free space is a system call per instance; it is skipped
+    while the last look left room to spare (RESERVE_LOOK_SECONDS). Every
+    association of a server shares one folder, from its own thread.
+    """
 
     def __init__(self, folder: Path, reserve_bytes: int = 0) -> None:
         self.folder = folder
         self.reserve_bytes = reserve_bytes
+        self._lock = threading.Lock()
+        self._room = 0  # bytes that may still be written before the next look
+        self._looked = 0.0
 
     def open(self, check_reserve: bool = True) -> IncomingFile:
         """Return a new incoming file, failed at once if below the reserve."""
-        return IncomingFile(self.folder, self.reserve_bytes, check_reserve)
+        return IncomingFile(self, check_reserve)
+
+    def below_reserve(self) -> bool:
+        """Return whether the free space is below the reserve."""
+        if not self.reserve_bytes:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if self._room > 0 and now - self._looked < RESERVE_LOOK_SECONDS:
+                return False
+        free = shutil.disk_usage(self.folder).free
+        with self._lock:
+            self._looked = now
+            self._room = (free - self.reserve_bytes) // 2
+        return free < self.reserve_bytes
+
+    def spent(self, count: int) -> None:
+        """Count bytes written against the room the last look left."""
+        if self.reserve_bytes:
+            with self._lock:
+                self._room -= count
 
 
 def attach(ae: AE, incoming: IncomingFolder) -> None:

@@ -209,10 +209,20 @@ class ReceiveLoop:
 
     def _send(self, data: bytes) -> bool:
         """Send bytes to the peer; return False if the connection is gone."""
+        try:
+            # An answer fits in the socket's buffer but for a peer that has
+            # stopped reading: one send, no change of the socket's timeout.
+            sent = self.sock.send(data)
+            if sent == len(data):
+                return True
+        except (BlockingIOError, TimeoutError):
+            sent = 0
+        except OSError:
+            return False
         # A blocked peer gets the network timeout, not the polling interval.
         self.sock.settimeout(self.assoc.network_timeout)
         try:
-            self.sock.sendall(data)
+            self.sock.sendall(data[sent:])
         except OSError:
             return False
         finally:

@@ -144,24 +144,36 @@ class StorageEngine:
                 "data set has no SeriesInstanceUID or SOPInstanceUID",
                 STORE_CANNOT_UNDERSTAND,
             )
-        entry = self._series_entry(attrs, calling_aet)
-        folder = self.data_dir / entry.path
-        target = folder / instance_name(attrs)
-        duplicate = target.exists()
+        name = instance_name(attrs)
+        target = self.data_dir / self._series_entry(attrs, calling_aet).path / name
+        duplicate = os.path.lexists(target)
         if self.fsync:
             _fsync_file(received)
-        self._place(received, target)
-        return StoredInstance(uid, sop_uid, target, duplicate)
-
-    def _place(self, received: Path, target: Path) -> None:
-        """Rename ``received`` to ``target``, making the folder if it went away."""
         try:
             os.replace(received, target)
         except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(received, target)
+            if not received.exists():
+                raise
+            target = self._replace_series(received, attrs, calling_aet, name)
         if self.fsync:
             _fsync_dir(target.parent)
+        return StoredInstance(uid, sop_uid, target, duplicate)
+
+    def _replace_series(
+        self, received: Path, attrs: dict[str, str | None], calling_aet: str, name: str
+    ) -> Path:
+        """Place an instance whose series folder went away; return its path.
+
+        The folder (and perhaps its index entry) was removed while we ran: the
+        entry is read again, or made anew, and the folder made again.
+        """
+        uid = (attrs.get("SeriesInstanceUID") or "").strip(" \x00")
+        with self._lock:
+            self._series.pop(uid, None)
+        target = self.data_dir / self._series_entry(attrs, calling_aet).path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(received, target)
+        return target
 
     def _series_entry(
         self, attrs: dict[str, str | None], calling_aet: str
@@ -169,8 +181,10 @@ class StorageEngine:
         """Return the index entry of the instance's series, making it if new."""
         uid = (attrs.get("SeriesInstanceUID") or "").strip(" \x00")
         with self._lock:
+            # Known series are not looked up on disk: a folder removed since
+            # shows when the instance is renamed into it (_replace_series).
             known = self._series.get(uid)
-            if known is not None and (self.data_dir / known.path).is_dir():
+            if known is not None:
                 return known
             entry = read_entry(self.data_dir, uid)
             if entry is None:
