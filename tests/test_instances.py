@@ -24,8 +24,8 @@ def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     reads: list[Path] = []
     real = instances._read_whole
 
-    def read_whole(path: Path) -> tuple[str, bytes, bool]:
-        reads.append(path)
+    def read_whole(path: Path | str) -> tuple[str, bytes, bool]:
+        reads.append(Path(path))
         return real(path)
 
     monkeypatch.setattr(instances, "_read_whole", read_whole)
@@ -104,7 +104,11 @@ def test_the_watcher_notes_files_as_they_arrive(
             arrived.wait(0.01)
         nice = _nice_of(watcher._thread.native_id)
 
-    assert sorted(p.name for p in reads) == ["0000-a.dcm", "0001-a.dcm", "0002-a.dcm"]
+    assert sorted(Path(p).name for p in reads) == [
+        "0000-a.dcm",
+        "0001-a.dcm",
+        "0002-a.dcm",
+    ]
     # The watcher yields the CPU to the transfer: its thread alone is niced.
     own = _nice_of(threading.get_native_id())
     assert nice == min(own + instances.WATCHER_NICE, instances.MAX_NICE)

@@ -107,8 +107,8 @@ def test_report_lists_each_instance_with_its_sha256(
     read_again: list[Path] = []
     read_whole = instances._read_whole
 
-    def counted(path: Path) -> tuple[str, bytes, bool]:
-        read_again.append(path)
+    def counted(path: Path | str) -> tuple[str, bytes, bool]:
+        read_again.append(Path(path))
         return read_whole(path)
 
     monkeypatch.setattr(instances, "_read_whole", counted)

@@ -21,6 +21,7 @@ from typing import Any
 from pacscommon.files import FileKey, file_key
 from pacscommon.headscan import DataSetHead, part10_head, scan_layout
 from pacscommon.index import SeriesEntry, read_entry
+from pacsretrieve.output import instance_names
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class InstanceNotes:
         self._known: dict[FileKey, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
-    def note(self, path: Path) -> tuple[str, str | None]:
+    def note(self, path: Path | str) -> tuple[str, str | None]:
         """Return a file's SHA-256 and SOPInstanceUID, reading it if need be."""
         key = file_key(path)
         with self._lock:
@@ -67,11 +68,12 @@ class InstanceNotes:
     def describe(self, folder: Path, outputdir: Path) -> list[dict[str, Any]]:
         """Return, for each instance in ``folder``, its file, UID and SHA-256."""
         described = []
-        for path in sorted(folder.glob("*.dcm")):
-            digest, uid = self.note(path)
+        relative = folder.relative_to(outputdir).as_posix()
+        for name in instance_names(folder):
+            digest, uid = self.note(os.path.join(folder, name))
             described.append(
                 {
-                    "file": path.relative_to(outputdir).as_posix(),
+                    "file": f"{relative}/{name}",
                     "SOPInstanceUID": uid,
                     "sha256": digest,
                 }
@@ -133,7 +135,7 @@ class ArrivalWatcher:
             if self._stop.is_set():
                 break
             if name not in self.seen:
-                self.notes.note(Path(name))
+                self.notes.note(name)
                 self.seen.add(name)
                 found += 1
         return found
@@ -157,7 +159,7 @@ def file_sha256(path: Path) -> str:
     return _read_whole(path)[0]
 
 
-def _read_whole(path: Path) -> tuple[str, bytes, bool]:
+def _read_whole(path: Path | str) -> tuple[str, bytes, bool]:
     """Read a file once; return its SHA-256, its first block, whether that is all."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -169,7 +171,7 @@ def _read_whole(path: Path) -> tuple[str, bytes, bool]:
     return digest.hexdigest(), first, whole
 
 
-def _sop_instance_uid(path: Path, first: bytes, whole: bool) -> str | None:
+def _sop_instance_uid(path: Path | str, first: bytes, whole: bool) -> str | None:
     """Return the SOPInstanceUID of a stored instance, read without its pixels."""
     # The attributes sit in the first kilobytes; a larger slice only costs.
     head = part10_head(first[:HEAD_BYTES], whole and len(first) <= HEAD_BYTES)

@@ -12,7 +12,16 @@ logger = logging.getLogger(__name__)
 STAGING_DIR = ".pacsretrieve-staging"
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def instance_names(folder: Path) -> list[str]:
+    """Return the names of the instance files in a series folder, sorted."""
+    # os.scandir, not Path.glob: a series may hold thousands of instances.
+    with os.scandir(folder) as items:
+        return sorted(
+            i.name for i in items if i.name.endswith(".dcm") and i.name[0] != "."
+        )
+
+
+def _link_or_copy(source: str, target: str) -> None:
     """Hard-link ``source`` to ``target``, or copy it across filesystems."""
     try:
         os.link(source, target)
@@ -33,8 +42,8 @@ def copy_series(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        for item in sorted(source.glob("*.dcm")):
-            _link_or_copy(item, staging / item.name)
+        for name in instance_names(source):
+            _link_or_copy(os.path.join(source, name), os.path.join(staging, name))
     except BaseException:
         # A failed copy, or a stop: no half series stays behind.
         shutil.rmtree(staging, ignore_errors=True)
