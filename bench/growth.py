@@ -28,6 +28,7 @@ from pathlib import Path
 import data
 import pull
 import receive
+import scratch
 import targets
 from quiet import wait_until_quiet
 
@@ -145,9 +146,9 @@ def pull_runs(runs: int) -> tuple[dict[int, list[Run]], dict[int, list[float]]]:
     found: dict[int, list[Run]] = {n: [] for n in SIZES}
     dcmtk: dict[int, list[float]] = {n: [] for n in SIZES}
     with OrthancServer(FOLDER, modalities=peers) as server, \
-            tempfile.TemporaryDirectory(dir=data.WORK) as scratch:  # fmt: skip
+            tempfile.TemporaryDirectory(dir=scratch.root()) as folder:  # fmt: skip
         load(server, files)
-        growth = GrowthPull(server, Path(scratch))
+        growth = GrowthPull(server, Path(folder))
         for run in range(runs):
             for n in SIZES:
                 found[n].append(growth.run(n))

@@ -33,6 +33,7 @@ from pathlib import Path
 import data
 import programs
 import receive
+import scratch
 import targets
 from quiet import wait_until_quiet
 from timing import timed_run
@@ -247,9 +248,9 @@ def main(argv: list[str]) -> int:
              SCP_AET: (SCP_AET, "127.0.0.1", receive.free_port())}  # fmt: skip
     (data.WORK / "logs").mkdir(exist_ok=True)
     with OrthancServer(FOLDER, modalities=peers) as server, \
-            tempfile.TemporaryDirectory(dir=data.WORK) as scratch:  # fmt: skip
+            tempfile.TemporaryDirectory(dir=scratch.root()) as folder:  # fmt: skip
         load(server, files)
-        pull = Pull(server, Path(scratch), len(files))
+        pull = Pull(server, Path(folder), len(files))
         times: dict[str, list[float]] = {name: [] for name in LABELS}
         quiet = []
         for _ in range(options.runs):

@@ -33,6 +33,7 @@ from pathlib import Path
 import data
 import programs
 import receive
+import scratch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from quiet import wait_until_quiet
@@ -239,9 +240,9 @@ def main(argv: list[str]) -> int:
     port = receive.free_port()
     peers = {AET: (AET, "127.0.0.1", receive.free_port())}
     with OrthancServer(FOLDER, modalities=peers) as server, \
-            tempfile.TemporaryDirectory(dir=data.WORK) as scratch:  # fmt: skip
+            tempfile.TemporaryDirectory(dir=scratch.root()) as folder:  # fmt: skip
         load(server)
-        tmp = Path(scratch)
+        tmp = Path(folder)
         found = targets(server.dicom_port, tmp, image)
         logs = tmp / "logs"
         logs.mkdir()

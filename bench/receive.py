@@ -34,6 +34,7 @@ from pathlib import Path
 import data
 import pydicom
 import pynetdicom
+import scratch
 from quiet import OtherCpu, wait_until_quiet
 from targets import DEFAULT_TARGETS, NODELAY, STORESCU, TARGETS, Target, peak_file
 from timing import timed_run
@@ -149,7 +150,7 @@ def finish_one_shot(
 
 def fresh_output(target: Target) -> Path:
     """Return the target's output folder, emptied, with old writes flushed."""
-    out = WORK / "out" / target.name
+    out = scratch.root() / "out" / target.name
     shutil.rmtree(out, ignore_errors=True)
     peak_file(out).unlink(missing_ok=True)
     if target.make_output or target.server is None:
@@ -221,7 +222,7 @@ def run_set(
             print(f"  {spec.name} run {run + 1}/{runs} {target.name}: "
                   f"{m.seconds:.2f} s, others {m.other_cpu:.2f} CPU-s",
                   file=sys.stderr)  # fmt: skip
-    shutil.rmtree(WORK / "out", ignore_errors=True)
+    shutil.rmtree(scratch.root() / "out", ignore_errors=True)
     return results
 
 
@@ -325,13 +326,14 @@ def header(command: str, runs: int, load_before: str) -> str:
         f"{load_average()}",
         f"- Versions: DCMTK {dcmtk_version()}, pynetdicom {pynetdicom.__version__}, "
         f"pydicom {pydicom.__version__}, Python {platform.python_version()}",
+        f"- Written on: {scratch.description()}",
         f"- Method: storescu -R (or, in the rows that say so, a pynetdicom "
         "sender, bench/pynet_sender.py), one association for all files, "
         "TCP_NODELAY=1 for DCMTK on both sides and set by the pynetdicom sender; "
         "a ratio is to storescp fed by the same sender; wall time from the "
         "sender's start to its exit; "
         f"median of {runs} interleaved runs; every receiver starts fresh on an "
-        "empty output folder on the same filesystem as the data, after a sync; "
+        "empty output folder, after a sync; "
         "no receiver fsyncs (dd does: it is the disk's limit); peak RSS is the "
         "receiver's VmHWM (for the loopback limit, the sink's). Each run waits "
         "(30 s at most) until other processes use under 5% of the machine; a "
