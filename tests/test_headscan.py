@@ -14,7 +14,12 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from pacscommon.headscan import DataSetHead, part10_head, scan_layout
+from pacscommon.headscan import (
+    SOP_INSTANCE_UID,
+    DataSetHead,
+    part10_head,
+    scan_layout,
+)
 from pacscommon.receiver import HEAD_BYTES
 from pacscommon.storage import InstanceRejected, read_layout_attributes
 
@@ -79,6 +84,24 @@ def test_a_short_head_scans_or_declines_but_never_differs() -> None:
                 continue
             got = scan_layout(head)
             assert got is None or got == expected, (path.name, limit)
+
+
+def test_the_sop_instance_uid_alone_scans_as_pydicom_reads_it() -> None:
+    # The walk that stops at SOPInstanceUID answers at least as often as the
+    # whole layout's, and the same text; on short heads, never another one.
+    alone = whole = 0
+    for path in _packaged_files():
+        for limit in (HEAD_BYTES, 300, 100):
+            head = _head_of(path, limit)
+            expected = _expected(path)
+            if head is None or expected is None:
+                continue
+            got = scan_layout(head, SOP_INSTANCE_UID)
+            if got is not None:
+                assert got == {"SOPInstanceUID": expected["SOPInstanceUID"]}
+                alone += limit == HEAD_BYTES
+            whole += limit == HEAD_BYTES and scan_layout(head) is not None
+    assert alone > whole > 100, (alone, whole)
 
 
 def _written(tmp_path: Path, syntax: str, **values: object) -> Path:

@@ -22,7 +22,12 @@ from test_pacsretrieve import (
 from corpus import Corpus
 from orthanc import SELF_AET, OrthancServer, free_port
 from pacscommon.arrivals import HEAD_BYTES
-from pacscommon.headscan import DataSetHead, part10_head, scan_layout
+from pacscommon.headscan import (
+    SOP_INSTANCE_UID,
+    DataSetHead,
+    part10_head,
+    scan_layout,
+)
 from pacsretrieve import instances
 from pacsretrieve.main import main, parser
 from tmpfs import mounted_tmpfs
@@ -130,12 +135,13 @@ def test_report_lists_each_instance_with_its_sha256(
 
 
 def _receivers_scan(path: Path) -> dict[str, str | None] | None:
-    """Scan a stored file's data set as the receiver saw its first bytes."""
+    """Scan a stored file's SOPInstanceUID as the receiver saw its first bytes."""
     head = part10_head(path.read_bytes(), whole=True)
     assert head is not None
     kept = head.data[:HEAD_BYTES]
     return scan_layout(
-        DataSetHead(kept, head.transfer_syntax, whole=len(kept) == len(head.data))
+        DataSetHead(kept, head.transfer_syntax, whole=len(kept) == len(head.data)),
+        SOP_INSTANCE_UID,
     )
 
 

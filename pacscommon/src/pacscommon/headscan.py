@@ -37,6 +37,8 @@ _WANTED = {
     0x00200013: ("InstanceNumber", "IS"),
 }
 _LAST_WANTED = max(_WANTED)
+# The attribute a reader of stored files most often wants alone.
+SOP_INSTANCE_UID = 0x00080018
 
 # PS3.5 7.1.2: explicit VRs with a 4-byte length after two reserved bytes
 _LONG_VRS = frozenset(
@@ -88,14 +90,20 @@ class DataSetHead:
     whole: bool
 
 
-def scan_layout(head: DataSetHead) -> dict[str, str | None] | None:
-    """Return the layout attributes found in ``head``, or ``None`` when unsure."""
+def scan_layout(
+    head: DataSetHead, through: int = _LAST_WANTED
+) -> dict[str, str | None] | None:
+    """Return the layout attributes found in ``head``, or ``None`` when unsure.
+
+    ``through`` stops the walk after that tag: only the attributes up to it
+    are returned (``SOP_INSTANCE_UID``, near the start, needs a few elements).
+    """
     if head.transfer_syntax in _NOT_SCANNED:
         return None
     walk = ElementWalk(head.data, implicit=head.transfer_syntax == _IMPLICIT)
     try:
-        raw = walk.top_level(head.whole)
-        return _texts(raw)
+        raw = walk.top_level(head.whole, through)
+        return _texts(raw, through)
     except (Unsure, struct.error, UnicodeDecodeError):
         return None
 
@@ -108,7 +116,9 @@ class ElementWalk:
         self.implicit = implicit
         self.offset = 0
 
-    def top_level(self, whole: bool) -> dict[int, tuple[bytes, bytes]]:
+    def top_level(
+        self, whole: bool, through: int = _LAST_WANTED
+    ) -> dict[int, tuple[bytes, bytes]]:
         """Return the raw values and VRs of the wanted top-level elements."""
         # The hot loop of every instance received: element headers are read
         # inline, with one unpack each (see header() for the same rules).
@@ -133,7 +143,7 @@ class ElementWalk:
                 else:
                     offset += 8
             tag = group << 16 | element
-            if tag > _LAST_WANTED:
+            if tag > through:
                 return found
             if length == _UNDEFINED:
                 if tag in _WANTED:
@@ -207,14 +217,16 @@ class ElementWalk:
                 self.value(length)
 
 
-def _texts(found: dict[int, tuple[bytes, bytes]]) -> dict[str, str | None]:
-    """Turn raw values into the layout's texts."""
+def _texts(
+    found: dict[int, tuple[bytes, bytes]], through: int = _LAST_WANTED
+) -> dict[str, str | None]:
+    """Turn raw values into the layout's texts, for the tags up to ``through``."""
     charset = found.get(0x00080005, (b"", b""))[1]
     if any(odd.encode() in charset for odd in _ODD_ASCII):
         raise Unsure("character set with its own ASCII range")
     texts: dict[str, str | None] = {}
     for tag, (keyword, expected_vr) in _WANTED.items():
-        if tag == 0x00080005:
+        if tag == 0x00080005 or tag > through:
             continue
         if tag not in found:
             texts[keyword] = None

@@ -15,11 +15,17 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from pacscommon.files import FileKey, file_key
-from pacscommon.headscan import DataSetHead, part10_head, scan_layout
+from pacscommon.headscan import (
+    SOP_INSTANCE_UID,
+    DataSetHead,
+    part10_head,
+    scan_layout,
+)
 from pacscommon.index import SeriesEntry, read_entry
 from pacsretrieve.output import instance_names
 
@@ -30,6 +36,8 @@ HEAD_BYTES = 64 * 1024
 # How often the watcher looks for new files: first, and at most.
 FIRST_LOOK = 0.02
 LAST_LOOK = 0.2
+# The pause after a look is at least this many times the look's own time.
+LISTING_SHARE = 4.0
 # How much nicer the watcher is than its process: it uses the CPU the
 # transfer leaves. 19 is the nicest there is.
 WATCHER_NICE = 10
@@ -58,7 +66,7 @@ class InstanceNotes:
 
     def remember(self, key: FileKey, digest: str, head: DataSetHead) -> None:
         """Keep what a receiver learned of a file as it wrote it."""
-        found = scan_layout(head)
+        found = scan_layout(head, SOP_INSTANCE_UID)
         if found is None:
             # The head alone does not say; the file is read when described.
             return
@@ -90,6 +98,7 @@ class ArrivalWatcher:
         self.uids = uids
         self.seen: set[str] = set()
         self.entries: dict[str, SeriesEntry] = {}
+        self.listing = 0.0  # seconds the last look spent listing folders
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._watch, name="arrival-watcher", daemon=True
@@ -108,8 +117,12 @@ class ArrivalWatcher:
         _lower_priority()
         pause = FIRST_LOOK
         while not self._stop.wait(pause):
+            self.listing = 0.0
             found = sum(self._note_series(uid) for uid in self.uids)
+            # A look lists whole folders: as a series grows, look less often,
+            # so that listing stays a small share of the watcher's work.
             pause = FIRST_LOOK if found else min(pause * 2, LAST_LOOK)
+            pause = max(pause, LISTING_SHARE * self.listing)
 
     def _note_series(self, uid: str) -> int:
         """Note the files of one series that arrived since the last look."""
@@ -119,8 +132,15 @@ class ArrivalWatcher:
                 return 0
             # An entry, once written, never changes (pacscommon.index).
             self.entries[uid] = entry
+            seen = self.seen
+            started = time.monotonic()
             with os.scandir(self.data_dir / entry.path) as items:
-                names = [i.path for i in items if i.name.endswith(".dcm")]
+                names = [
+                    i.path
+                    for i in items
+                    if i.path not in seen and i.name.endswith(".dcm")
+                ]
+            self.listing += time.monotonic() - started
             return self._note_files(names)
         except (OSError, ValueError, KeyError) as exc:
             # A file renamed or removed under us, or an index entry the wait
@@ -134,10 +154,9 @@ class ArrivalWatcher:
         for name in names:
             if self._stop.is_set():
                 break
-            if name not in self.seen:
-                self.notes.note(name)
-                self.seen.add(name)
-                found += 1
+            self.notes.note(name)
+            self.seen.add(name)
+            found += 1
         return found
 
 
@@ -175,7 +194,7 @@ def _sop_instance_uid(path: Path | str, first: bytes, whole: bool) -> str | None
     """Return the SOPInstanceUID of a stored instance, read without its pixels."""
     # The attributes sit in the first kilobytes; a larger slice only costs.
     head = part10_head(first[:HEAD_BYTES], whole and len(first) <= HEAD_BYTES)
-    found = scan_layout(head) if head is not None else None
+    found = scan_layout(head, SOP_INSTANCE_UID) if head is not None else None
     if found is not None:
         return found["SOPInstanceUID"]
     # pydicom only for the files the head scan cannot read.
