@@ -12,7 +12,7 @@ from test_pacsquery import Run, make_query, saved_logging
 
 from orthanc import LOOPBACK, OrthancServer, SeriesTruth
 from pacscommon.errors import ResultsFileError
-from pacscommon.network import Peer, Timeouts
+from pacscommon.peers import Peer, Timeouts
 from pacscommon.results import SUCCESS_FILE
 from pacsquery.identifiers import SERIES_COLUMNS, STUDY_COLUMNS, build_query
 from pacsquery.levels import STUDY, STUDY_ROOT

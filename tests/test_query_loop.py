@@ -32,7 +32,7 @@ from rawpdu import read_pdu
 from orthanc import LOOPBACK, OrthancServer, free_port
 from pacscommon import commands as cmd
 from pacscommon.errors import AssociationAborted, StatusError
-from pacscommon.network import Peer, Timeouts
+from pacscommon.peers import Peer, Timeouts
 from pacsquery.identifiers import Criterion, build_query
 from pacsquery.query import QueryOutcome, run_queries
 

@@ -18,6 +18,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+import test_query_loop
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.dsutils import decode
 from pynetdicom.pdu import A_ASSOCIATE_RQ
@@ -44,23 +45,8 @@ from pacsretrieve.move import MOVE_MODEL
 QUICK = Timeouts(connect=5.0, acse=1.0, dimse=1.0, network=5.0)
 CALLED, CALLING = "SCRIPTED", "CHRISLOCAL"
 Start = Callable[..., ScriptedPacs]
-
-
-@pytest.fixture
-def pacs() -> Iterator[Start]:
-    """Return a function that starts a ScriptedPacs; each is closed afterwards."""
-    started: list[ScriptedPacs] = []
-
-    def start(
-        script: Callable[[PduPeer], None], syntax: UID = ImplicitVRLittleEndian
-    ) -> ScriptedPacs:
-        server = ScriptedPacs(script, syntax)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.server.close()
+# test_query_loop's fixture: a function that starts scripted PACSes, closed after.
+pacs = test_query_loop.pacs
 
 
 def peer_of(server: ScriptedPacs) -> Peer:

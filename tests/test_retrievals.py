@@ -49,7 +49,8 @@ from pacscommon import commands as cmd
 from pacscommon.arrivals import Receiver
 from pacscommon.channel import Channel
 from pacscommon.handlers import StorageHandlers
-from pacscommon.network import Peer, Timeouts, associate, make_ae, release
+from pacscommon.network import associate, make_ae
+from pacscommon.peers import Peer, Timeouts, release
 from pacscommon.requestor import DirectAE, DirectAssociation
 from pacscommon.retrievals import GetSession
 from pacscommon.storage import StorageEngine

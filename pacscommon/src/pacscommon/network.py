@@ -22,26 +22,11 @@ from pacscommon.errors import (
     PeerUnreachable,
 )
 from pacscommon.logs import quiet_pynetdicom
-from pacscommon.peers import (  # noqa: F401 - the names callers know us by
-    CANCEL,
-    IDENTIFIER_MISMATCH,
-    MAX_AE_TITLE,
-    MOVE_DESTINATION_UNKNOWN,
-    OUT_OF_RESOURCES,
-    OUT_OF_RESOURCES_MATCHES,
-    OUT_OF_RESOURCES_SUBOPS,
-    PENDING,
-    PENDING_WARNING,
-    SUCCESS,
-    UNABLE_TO_PROCESS,
-    WARNING_SUBOPS,
+from pacscommon.peers import (
     Peer,
     Timeouts,
     aborted_while_negotiating,
-    check_ae_title,
-    check_port,
     rejected,
-    release,
     unreachable,
 )
 from pacscommon.tls import client_context

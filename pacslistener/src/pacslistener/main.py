@@ -10,8 +10,8 @@ from pathlib import Path
 from pacscommon.errors import EXIT_OK, InputError, PullError
 from pacscommon.housekeeping import prune, usage
 from pacscommon.logs import report_error, setup_logging
-from pacscommon.network import check_ae_title, check_port
 from pacscommon.options import add_tls_options, apply_environment, tls_from
+from pacscommon.peers import check_ae_title, check_port
 from pacscommon.server import DEFAULT_MAX_PDU, ServerConfig, start_server, stop_server
 from pacscommon.storage import StorageEngine
 from pacslistener import __version__

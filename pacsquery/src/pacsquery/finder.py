@@ -24,7 +24,7 @@ from pynetdicom.presentation import PresentationContext
 from pacscommon.answerscan import ScannedAnswer, WantedKeys, scan_answer, wanted_keys
 from pacscommon.channel import TIMED_OUT, LinkEnded
 from pacscommon.errors import AssociationAborted, StatusError
-from pacscommon.network import (
+from pacscommon.peers import (
     CANCEL,
     IDENTIFIER_MISMATCH,
     OUT_OF_RESOURCES,

@@ -17,13 +17,13 @@ from pacscommon.errors import (
     unexpected,
 )
 from pacscommon.logs import report_error, setup_logging
-from pacscommon.network import Peer
 from pacscommon.options import (
     add_connection_options,
     peer_from,
     run_plugin,
     timeouts_from,
 )
+from pacscommon.peers import Peer
 from pacsquery.batch import BatchQuery, find_batch_file, read_batch
 from pacsquery.charsets import defined_terms
 from pacsquery.identifiers import (

@@ -19,7 +19,8 @@ from pynetdicom.presentation import PresentationContext
 from pacscommon.answerscan import ScannedAnswer
 from pacscommon.dicomtext import TextDecoder
 from pacscommon.errors import OperationError
-from pacscommon.network import Peer, Timeouts, associate, make_ae, release
+from pacscommon.network import associate, make_ae
+from pacscommon.peers import Peer, Timeouts, release
 from pacscommon.requestor import DirectAE, DirectAssociation
 from pacsquery.finder import FIND_MODELS, MODEL_NAMES, Finder, Match
 from pacsquery.identifiers import UIDS_PER_QUERY, QueryKeys, level_identifiers

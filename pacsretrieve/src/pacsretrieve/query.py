@@ -19,13 +19,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from pacscommon.channel import LinkEnded
 from pacscommon.errors import AssociationAborted, OperationError, StatusError
-from pacscommon.network import (
-    SUCCESS,
-    Peer,
-    Timeouts,
-    associate,
-    make_ae,
-)
+from pacscommon.network import associate, make_ae
+from pacscommon.peers import SUCCESS, Peer, Timeouts
 from pacscommon.queries import send_c_find
 from pacscommon.requestor import DirectAE, DirectAssociation
 from pacsretrieve.contexts import CLASSES_IN_EVERY_SYNTAX
