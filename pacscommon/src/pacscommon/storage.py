@@ -74,7 +74,7 @@ class StoredInstance:
 
     SeriesInstanceUID: str
     SOPInstanceUID: str
-    path: Path
+    path: str
     duplicate: bool
 
 
@@ -145,7 +145,9 @@ class StorageEngine:
                 STORE_CANNOT_UNDERSTAND,
             )
         name = instance_name(attrs)
-        target = self.data_dir / self._series_entry(attrs, calling_aet).path / name
+        # Paths as strings: this runs for every instance received.
+        entry = self._series_entry(attrs, calling_aet)
+        target = os.path.join(self.data_dir, entry.path, name)
         duplicate = os.path.lexists(target)
         if self.fsync:
             _fsync_file(received)
@@ -156,12 +158,12 @@ class StorageEngine:
                 raise
             target = self._replace_series(received, attrs, calling_aet, name)
         if self.fsync:
-            _fsync_dir(target.parent)
+            _fsync_dir(os.path.dirname(target))
         return StoredInstance(uid, sop_uid, target, duplicate)
 
     def _replace_series(
         self, received: Path, attrs: dict[str, str | None], calling_aet: str, name: str
-    ) -> Path:
+    ) -> str:
         """Place an instance whose series folder went away; return its path.
 
         The folder (and perhaps its index entry) was removed while we ran: the
@@ -173,7 +175,7 @@ class StorageEngine:
         target = self.data_dir / self._series_entry(attrs, calling_aet).path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(received, target)
-        return target
+        return str(target)
 
     def _series_entry(
         self, attrs: dict[str, str | None], calling_aet: str
@@ -246,7 +248,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     """Flush a folder's entries to the disk."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
