@@ -1,4 +1,8 @@
-"""Open associations with a PACS, and name the statuses it answers with.
+"""Open associations with a PACS through pynetdicom (C-FIND, C-GET).
+
+Where the PACS is, the timeouts and the statuses are in :mod:`pacscommon.peers`;
+the C-ECHO and C-MOVE of a pull go over associations of
+:mod:`pacscommon.requested`, without pynetdicom.
 
 Every association this package opens sets TCP_NODELAY on its socket as soon as
 the connection is made: pynetdicom leaves Nagle's algorithm on, and a request
