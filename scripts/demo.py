@@ -32,6 +32,8 @@ def run(*command: str) -> None:
 def main(out: Path) -> None:
     """Seed an Orthanc, start the listener, query everything, pull it all."""
     out.mkdir(parents=True, exist_ok=True)
+    # scripts/demo replaces a folder that holds this mark, and no other.
+    (out / ".pacs-demo").touch()
     listener_port = free_port()
     modalities = {"CHRISLOCAL": ("CHRISLOCAL", "127.0.0.1", listener_port)}
     step("Orthanc with real sample files (pydicom, pydicom-data)")
