@@ -212,8 +212,16 @@ def check_keyword(keyword: str, source: str) -> None:
             f"{source}: {keyword} is an instance-level key; pacsquery asks for "
             "studies and series"
         )
-    if keyword_vr(keyword) == "SQ":
+    vr = keyword_vr(keyword)
+    if vr == "SQ":
         raise InputError(f"{source}: {keyword} is a sequence, which is not supported")
+    if vr.startswith("O") or vr == "UN":
+        # PS3.4 C.2.2.1.3: a PACS may refuse bulk data keys (Orthanc drops
+        # the association), and a results table has no place for their bytes.
+        raise InputError(
+            f"{source}: {keyword} (VR {vr}) is binary data, which pacsquery does "
+            "not ask for"
+        )
 
 
 def check_matching_key(keyword: str, source: str) -> None:
