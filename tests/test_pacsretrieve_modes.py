@@ -164,15 +164,18 @@ def test_self_mode_port_taken(
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("mode", ["get", "move"])
 def test_dry_run_pulls_nothing(
     orthanc: OrthancServer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    mode: str,
 ) -> None:
+    # run_mode's --data-location does not exist: a dry run reads nothing there.
     truth = orthanc.series_truth()
-    code, out = run_mode(orthanc, tmp_path, "--mode", "get", "--dry-run",
+    code, out = run_mode(orthanc, tmp_path, "--mode", mode, "--dry-run",
                          rows=truth_rows(truth))  # fmt: skip
-    assert code == 0
+    assert code == 0, capsys.readouterr().err
     assert not list(out.rglob("*.dcm"))
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "dry-run" and report["complete"] is False

@@ -45,7 +45,8 @@ def plan_from(options: Namespace, outputdir: Path) -> PullPlan:
     if mode not in MODES:
         raise InputError(f"--mode {options.mode!r} is not one of {', '.join(MODES)}")
     data_dir = Path(options.data_location)
-    if mode == MODE_MOVE and not data_dir.is_dir():
+    # A dry run reads nothing there: it may plan a pull before the listener runs.
+    if mode == MODE_MOVE and not options.dry_run and not data_dir.is_dir():
         raise InputError(
             f"--data-location {data_dir} is not a directory; give the listener's "
             "data directory, or use --mode get or self"
