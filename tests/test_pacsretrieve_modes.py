@@ -20,7 +20,8 @@ from test_pacsretrieve import (
 )
 
 from corpus import Corpus
-from orthanc import SELF_AET, OrthancServer, free_port
+from listener import Listener
+from orthanc import LISTENER_AET, SELF_AET, OrthancServer, free_port
 from pacscommon.arrivals import HEAD_BYTES
 from pacscommon.headscan import (
     SOP_INSTANCE_UID,
@@ -288,3 +289,23 @@ def test_data_sets_stream_into_the_output_filesystem(
     assert code == 0
     for t in truth.values():
         check_series_arrived(t, out, corpus)
+
+
+def test_self_mode_to_another_listeners_title_says_where_they_went(
+    orthanc: OrthancServer, tmp_path: Path, listener_port: int, self_port: int
+) -> None:
+    # The PACS knows LISTENER_AET as the listener's port: it sends there, and
+    # nothing reaches this program's own SCP.
+    rows = truth_rows(orthanc.series_truth())[:1]
+    with Listener(tmp_path / "listener", listener_port):
+        code, out = run_mode(orthanc, tmp_path / "run", "--mode", "self",
+                             "--move-destination", LISTENER_AET, "--listen-port",
+                             str(self_port), "--wait-timeout", "1",
+                             rows=rows)  # fmt: skip
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    (series,) = report["series"]
+    assert series["arrived"] == 0 and series["pacs"]["completed"] > 0
+    assert f"entry for {LISTENER_AET}" in series["error"]
+    assert f"--listen-port {self_port}" in series["error"]
+    assert "--data-location" not in series["error"]

@@ -229,6 +229,16 @@ def _copy_out(
         result.preview = None if png is None else png.relative_to(plan.outputdir)
 
 
+def _where_they_went(plan: PullPlan) -> str:
+    """Say what to check when the PACS sent instances that did not arrive."""
+    if plan.mode == MODE_SELF:
+        return (
+            f"does the PACS's entry for {plan.destination} name this program's "
+            f"--listen-port {plan.listen_port}, not another listener's?"
+        )
+    return "is --data-location the listener's data directory?"
+
+
 def _note_result(plan: PullPlan, data_dir: Path, result: SeriesResult) -> None:
     """Log a series' outcome and say why it is not whole, where it is not."""
     uid = result.request.SeriesInstanceUID
@@ -241,7 +251,7 @@ def _note_result(plan: PullPlan, data_dir: Path, result: SeriesResult) -> None:
     elif result.reason is None and o is not None and o.delivered and not result.arrived:
         result.error = (
             f"series {uid}: the PACS reported {o.delivered} sent but none is in "
-            f"{data_dir}; is --data-location the listener's data directory?"
+            f"{data_dir}; {_where_they_went(plan)}"
         )
     if result.matches_query is False:
         logger.warning(
