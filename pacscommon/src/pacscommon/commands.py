@@ -31,6 +31,10 @@ ABORT_REASON_INVALID_PARAMETER = 0x06
 PDV_COMMAND = 0x01
 PDV_LAST = 0x02
 
+# PS3.5 10.1 and A.2: the Little Endian transfer syntaxes of small data sets
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
 # PS3.7 E.1: command fields
 C_STORE_RQ = 0x0001
 C_FIND_RQ = 0x0020

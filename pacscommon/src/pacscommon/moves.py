@@ -33,9 +33,6 @@ _COUNTS = {
     cmd.NumberOfWarningSuboperations: "NumberOfWarningSuboperations",
 }
 
-# PS3.5 10.1 and A.2: the Little Endian transfer syntaxes, implicit VR first
-_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _TAG = struct.Struct("<HH")
 _IMPLICIT_LENGTH = struct.Struct("<I")
 _EXPLICIT_LENGTH = struct.Struct("<2sH")
@@ -84,12 +81,12 @@ class RetrieveKeys:
         if self.SeriesInstanceUID is not None:
             value = _even(self.SeriesInstanceUID, b"\0")
             elements.append((0x0020, 0x000E, b"UI", value))
-        if syntax == _IMPLICIT_VR_LITTLE_ENDIAN:
+        if syntax == cmd.IMPLICIT_VR_LITTLE_ENDIAN:
             return b"".join(
                 _TAG.pack(g, e) + _IMPLICIT_LENGTH.pack(len(v)) + v
                 for g, e, _, v in elements
             )
-        if syntax == _EXPLICIT_VR_LITTLE_ENDIAN:
+        if syntax == cmd.EXPLICIT_VR_LITTLE_ENDIAN:
             return b"".join(
                 _TAG.pack(g, e) + _EXPLICIT_LENGTH.pack(vr, len(v)) + v
                 for g, e, vr, v in elements

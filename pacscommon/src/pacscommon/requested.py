@@ -28,15 +28,15 @@ from pacscommon.peers import (
     rejected,
     unreachable,
 )
+from pacscommon.tls import client_context
 
 logger = logging.getLogger(__name__)
 
 # PS3.7 A.2.1: the DICOM application context
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 # PS3.5 10: the transfer syntaxes offered for command-sized identifiers
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-OFFERED_SYNTAXES = (IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN)
+# (moves.RetrieveKeys encodes an identifier in each of them)
+OFFERED_SYNTAXES = (cmd.IMPLICIT_VR_LITTLE_ENDIAN, cmd.EXPLICIT_VR_LITTLE_ENDIAN)
 # PS3.7 D.3.3.2: this requestor's implementation (a UUID-derived UID, PS3.5 B.2)
 IMPLEMENTATION_UID = "2.25.80294142360206122437099875331879959850"
 IMPLEMENTATION_VERSION = "PACSPULL_0_1"
@@ -169,8 +169,6 @@ def _connect(peer: Peer, timeouts: Timeouts) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if peer.tls is None:
         return sock
-    from pacscommon.tls import client_context
-
     try:
         return client_context(peer.tls).wrap_socket(sock, server_hostname=peer.host)
     except OSError as exc:
